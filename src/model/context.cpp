@@ -1,0 +1,238 @@
+// Context: construction (cache and scratch sizing), the matmul wrapper that
+// quantizes activations once and splits weight rows over threads, attention over
+// the KV cache, and the MoE block (route -> dispatch -> expert_matmul -> combine).
+// The forward pass that calls these, layer by layer, is in forward.cpp.
+#include "model/context.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "base/error.h"
+#include "ops/math.h"
+#include "ops/quant.h"
+
+namespace moe {
+namespace {
+
+int default_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+// Row block for splitting a matrix of n_out rows over threads: big enough to
+// amortise the call, small enough to balance.
+int64_t row_block(int64_t n_out, int n_threads) {
+  int64_t b = (n_out + 4 * n_threads - 1) / (4 * n_threads);
+  b = std::max<int64_t>(b, 16);
+  return (b + 15) / 16 * 16;
+}
+
+}  // namespace
+
+Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
+    : model_(std::move(model)),
+      opts_(opts),
+      pool_(opts.n_threads > 0 ? opts.n_threads : default_threads()) {
+  const ModelConfig& c = model_->cfg;
+  MOE_CHECK(opts_.n_ctx > 0, "context size must be positive (got {})", opts_.n_ctx);
+  MOE_CHECK(opts_.n_batch > 0, "batch size must be positive (got {})", opts_.n_batch);
+  opts_.n_threads = pool_.size();
+  const int64_t B = opts_.n_batch, E = c.n_embd;
+  const int64_t qd = c.n_head * c.head_dim, kd = c.n_head_kv * c.head_dim;
+  const int64_t vd = c.n_head_kv * c.head_dim_v, od = c.n_head * c.head_dim_v;
+  k_cache_.resize(static_cast<size_t>(c.n_layer * opts_.n_ctx * kd));
+  v_cache_.resize(static_cast<size_t>(c.n_layer * opts_.n_ctx * vd));
+  const int64_t wide = std::max({E, qd, od, c.n_ff, c.n_ff_shexp});
+  x_.resize(B * E);
+  xn_.resize(B * E);
+  q_.resize(B * qd);
+  k_.resize(B * kd);
+  v_.resize(B * vd);
+  attn_.resize(B * od);
+  tmp_.resize(B * wide * 2);
+  ffn_out_.resize(B * E);
+  scores_.resize(static_cast<size_t>(pool_.size()) * opts_.n_ctx);
+  rope_cs_.resize(B * c.n_rot);
+  // Largest quantized activation row: f32 rows of the widest input are the upper bound.
+  qbuf_.resize(static_cast<size_t>(B) * (wide * 4 + 64));
+  if (c.is_moe()) {
+    const int64_t S = B * c.n_expert_used;
+    router_.resize(B * c.n_expert);
+    sel_.resize(S);
+    sel_w_.resize(S);
+    xs_q_.resize(static_cast<size_t>(S) * (E * 4 + 64));
+    eg_.resize(S * c.n_ff_exp);
+    eu_.resize(S * c.n_ff_exp);
+    ea_q_.resize(static_cast<size_t>(S) * (c.n_ff_exp * 4 + 64));
+    eo_.resize(S * E);
+    expert_load_.assign(c.n_layer, std::vector<int64_t>(c.n_expert, 0));
+  }
+}
+
+void Context::eval(std::span<const int32_t> tokens, std::vector<float>& logits, bool all_logits) {
+  const ModelConfig& c = model_->cfg;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  MOE_CHECK(n > 0, "eval: no tokens");
+  if (n_past_ + n > opts_.n_ctx)
+    throw_error("context overflow: {} tokens in the cache + {} new > context size {} (raise -c)",
+                n_past_, n, opts_.n_ctx);
+  for (int64_t i = 0; i < n; ++i)
+    MOE_CHECK(tokens[i] >= 0 && tokens[i] < c.n_vocab,
+              "token id {} at index {} is out of range [0, {})", tokens[i], i, c.n_vocab);
+  logits.resize(static_cast<size_t>((all_logits ? n : 1) * c.n_vocab));
+  if (record_routing_) routing_.experts.assign(c.n_layer, {});
+  for (int64_t i = 0; i < n; i += opts_.n_batch) {
+    const int64_t m = std::min(opts_.n_batch, n - i);
+    const bool last = i + m == n;
+    float* out = all_logits ? logits.data() + i * c.n_vocab : (last ? logits.data() : nullptr);
+    eval_batch(tokens.subspan(i, m), out, all_logits);
+  }
+}
+
+void Context::quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n,
+                            uint8_t* dst) {
+  const size_t qrow = ops::activation_row_bytes(weight_type, n);
+  for (int64_t t = 0; t < T; ++t)
+    ops::quantize_activation_row(weight_type, X + t * n, dst + t * qrow, n);
+}
+
+void Context::linear(const Tensor& W, const float* X, int64_t T, float* Y, int64_t expert) {
+  const int64_t n_in = W.ne[0], n_out = W.ne[1];
+  const size_t qrow = ops::activation_row_bytes(W.type, n_in);
+  MOE_DASSERT(qrow * T <= qbuf_.size());
+  quantize_rows(W.type, X, T, n_in, qbuf_.data());
+  const uint8_t* w = W.matrix(expert);
+  const int64_t rb = row_block(n_out, pool_.size());
+  const int64_t n_blocks = (n_out + rb - 1) / rb;
+  pool_.parallel_for(n_blocks, [&](int64_t b, int) {
+    const int64_t r0 = b * rb, r1 = std::min(n_out, r0 + rb);
+    ops::gemm(W.type, w, W.row_bytes, qbuf_.data(), qrow, T, Y + r0, n_out, r0, r1, n_in);
+  });
+}
+
+// Causal softmax attention of T new queries over the cache (positions 0..n_past+t).
+// q [T, n_head*head_dim] (rotated), out [T, n_head*head_dim_v]. Work items: (token, head).
+void Context::attention(int il, int64_t T, const float* q, float* out) {
+  const ModelConfig& c = model_->cfg;
+  const int64_t H = c.n_head, D = c.head_dim, Dv = c.head_dim_v, g = c.n_head / c.n_head_kv;
+  const int64_t kd = c.n_head_kv * D, vd = c.n_head_kv * Dv;
+  const float* kc = k_cache_.data() + il * opts_.n_ctx * kd;
+  const float* vc = v_cache_.data() + il * opts_.n_ctx * vd;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  pool_.parallel_for(T * H, [&](int64_t item, int thread) {
+    const int64_t t = item / H, h = item % H, hk = h / g;
+    const int64_t n_keys = n_past_ + t + 1;
+    float* s = scores_.data() + static_cast<size_t>(thread) * opts_.n_ctx;
+    const float* qh = q + t * H * D + h * D;
+    for (int64_t j = 0; j < n_keys; ++j) s[j] = ops::dot_f32(qh, kc + j * kd + hk * D, D) * scale;
+    ops::softmax(s, n_keys);
+    float* o = out + t * H * Dv + h * Dv;
+    std::fill(o, o + Dv, 0.0f);
+    for (int64_t j = 0; j < n_keys; ++j) ops::axpy(s[j], vc + j * vd + hk * Dv, o, Dv);
+  });
+}
+
+// expert_matmul: for each active expert's segment of dispatched rows,
+// G = X.gate^T, U = X.up^T (one parallel region over (expert, row block)),
+// A = silu(G) * U, then O = A.down^T (a second region). Reads only active experts.
+void Context::expert_matmul(const LayerWeights& L, int64_t T) {
+  const ModelConfig& c = model_->cfg;
+  const int64_t E = c.n_embd, F = c.n_ff_exp, S = disp_.n_slots();
+  const size_t qx = ops::activation_row_bytes(L.gate_exps.type, E);
+  const size_t qa = ops::activation_row_bytes(L.down_exps.type, F);
+  const int nt = pool_.size();
+
+  struct Item {
+    int32_t expert;
+    int64_t r0, r1;
+  };
+  std::vector<Item> items;
+  auto make_items = [&](int64_t n_rows) {
+    items.clear();
+    // Fewer, larger blocks when many experts are active: one item per expert and row block.
+    const int64_t per_expert = std::max<int64_t>(1, 4 * nt / std::max<size_t>(1, disp_.active.size()));
+    int64_t rb = std::max<int64_t>(16, (n_rows + per_expert - 1) / per_expert);
+    rb = (rb + 15) / 16 * 16;
+    for (int32_t e : disp_.active)
+      for (int64_t r0 = 0; r0 < n_rows; r0 += rb) items.push_back({e, r0, std::min(n_rows, r0 + rb)});
+  };
+
+  make_items(F);
+  pool_.parallel_for(static_cast<int64_t>(items.size()), [&](int64_t i, int) {
+    const Item& it = items[i];
+    const int64_t off = disp_.offset[it.expert], n = disp_.offset[it.expert + 1] - off;
+    const uint8_t* x = xs_q_.data() + off * qx;
+    ops::gemm(L.gate_exps.type, L.gate_exps.matrix(it.expert), L.gate_exps.row_bytes, x, qx, n,
+              eg_.data() + off * F + it.r0, F, it.r0, it.r1, E);
+    ops::gemm(L.up_exps.type, L.up_exps.matrix(it.expert), L.up_exps.row_bytes, x, qx, n,
+              eu_.data() + off * F + it.r0, F, it.r0, it.r1, E);
+  });
+  // SwiGLU and the activation rounding for down, per slot.
+  for (int64_t s = 0; s < S; ++s) {
+    float* g = eg_.data() + s * F;
+    ops::swiglu(g, eu_.data() + s * F, g, F);
+    ops::quantize_activation_row(L.down_exps.type, g, ea_q_.data() + s * qa, F);
+  }
+  make_items(E);
+  pool_.parallel_for(static_cast<int64_t>(items.size()), [&](int64_t i, int) {
+    const Item& it = items[i];
+    const int64_t off = disp_.offset[it.expert], n = disp_.offset[it.expert + 1] - off;
+    ops::gemm(L.down_exps.type, L.down_exps.matrix(it.expert), L.down_exps.row_bytes,
+              ea_q_.data() + off * qa, qa, n, eo_.data() + off * E + it.r0, E, it.r0, it.r1, F);
+  });
+  (void)T;
+}
+
+// The MoE FFN for T tokens: x [T, n_embd] (normed) -> out [T, n_embd].
+void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
+  const ModelConfig& c = model_->cfg;
+  const LayerWeights& L = model_->layers[il];
+  const int64_t E = c.n_embd, K = c.n_expert_used;
+
+  // route: router logits [T, n_expert] from unrounded activations (router is f32).
+  linear(L.gate_inp, x, T, router_.data());
+  route(router_.data(), T,
+        {.n_expert = c.n_expert, .top_k = K, .gating = c.gating, .norm_topk = c.norm_topk,
+         .scale = c.routed_scale},
+        sel_.data(), sel_w_.data());
+  if (record_routing_) {
+    auto& rec = routing_.experts[il];
+    rec.insert(rec.end(), sel_.begin(), sel_.begin() + T * K);
+  }
+  for (int64_t i = 0; i < T * K; ++i) expert_load_[il][sel_[i]]++;
+
+  // dispatch: quantize each token row once, then copy it to its experts' segments.
+  dispatch(sel_.data(), T, K, c.n_expert, disp_);
+  const size_t qx = ops::activation_row_bytes(L.gate_exps.type, E);
+  quantize_rows(L.gate_exps.type, x, T, E, qbuf_.data());
+  for (int64_t s = 0; s < disp_.n_slots(); ++s)
+    std::memcpy(xs_q_.data() + s * qx, qbuf_.data() + disp_.slot_token[s] * qx, qx);
+
+  expert_matmul(L, T);
+
+  std::fill(out, out + T * E, 0.0f);
+  combine(eo_.data(), disp_, sel_w_.data(), T, K, E, out);
+
+  if (c.n_ff_shexp > 0) {
+    // Shared expert: every token, optionally gated by sigmoid(gate_inp_shexp . x).
+    const int64_t S = c.n_ff_shexp;
+    float* g = tmp_.data();
+    float* u = tmp_.data() + T * S;
+    linear(L.gate_shexp, x, T, g);
+    linear(L.up_shexp, x, T, u);
+    for (int64_t t = 0; t < T; ++t) ops::swiglu(g + t * S, u + t * S, g + t * S, S);
+    linear(L.down_shexp, g, T, u);  // u: [T, n_embd]
+    for (int64_t t = 0; t < T; ++t) {
+      float gate = 1.0f;
+      if (L.gate_inp_shexp.present()) {
+        const float z = ops::dot_f32(L.gate_inp_shexp.f32(), x + t * E, E);
+        gate = 1.0f / (1.0f + std::exp(-z));
+      }
+      ops::axpy(gate, u + t * E, out + t * E, E);
+    }
+  }
+}
+
+}  // namespace moe

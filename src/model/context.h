@@ -1,0 +1,88 @@
+// An inference context over a loaded model: KV cache for one sequence, scratch
+// buffers sized once for the largest batch, and the thread pool. eval() runs the
+// forward pass (model/forward.cpp) over a batch of tokens at the next positions.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "model/model.h"
+#include "model/moe.h"
+
+namespace moe {
+
+struct ContextOptions {
+  int64_t n_ctx = 4096;   // KV cache length (tokens)
+  int64_t n_batch = 512;  // tokens per forward pass; longer inputs are split
+  int n_threads = 0;      // 0: all hardware threads
+};
+
+// Per-layer routing record of the last eval (which experts each token used).
+struct RoutingRecord {
+  std::vector<std::vector<int32_t>> experts;  // [n_layer][n_tokens * top_k]
+};
+
+class Context {
+ public:
+  Context(std::shared_ptr<const Model> model, const ContextOptions& opts);
+
+  // Runs tokens at positions n_past().. and appends them to the KV cache.
+  // logits: [n_tokens, n_vocab] when all_logits, else [1, n_vocab] for the last token.
+  // Throws moe::Error if the context would overflow or a token id is out of range.
+  void eval(std::span<const int32_t> tokens, std::vector<float>& logits, bool all_logits);
+
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return opts_.n_ctx; }
+  void reset() { n_past_ = 0; }
+  const Model& model() const { return *model_; }
+  ThreadPool& pool() { return pool_; }
+
+  // When enabled, eval() records the experts chosen per layer (for statistics and tests).
+  void set_record_routing(bool on) { record_routing_ = on; }
+  const RoutingRecord& routing() const { return routing_; }
+  // Tokens routed to each expert, accumulated over all evals: [n_layer][n_expert].
+  const std::vector<std::vector<int64_t>>& expert_load() const { return expert_load_; }
+
+ private:
+  friend struct Forward;
+  void eval_batch(std::span<const int32_t> tokens, float* logits, bool all_logits);
+
+  // Y[T, n_out] = X[T, n_in] . W^T  for expert slice `expert` of W (0 for 2-D).
+  void linear(const Tensor& W, const float* X, int64_t T, float* Y, int64_t expert = 0);
+  void quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n, uint8_t* dst);
+
+  void attention(int il, int64_t T, const float* q, float* out);
+  void moe_ffn(int il, const float* x, int64_t T, float* out);
+  void expert_matmul(const LayerWeights& L, int64_t T);
+
+  std::shared_ptr<const Model> model_;
+  ContextOptions opts_;
+  ThreadPool pool_;
+  int64_t n_past_ = 0;
+
+  // KV cache, f32: [n_layer][n_ctx][n_head_kv * head_dim]
+  std::vector<float> k_cache_, v_cache_;
+
+  // Scratch, sized for n_batch tokens at construction.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, tmp_, ffn_out_;  // [n_batch, *]
+  std::vector<float> scores_;                                    // [n_threads, n_ctx]
+  std::vector<float> rope_cs_;                                   // [n_batch, n_rot]
+  std::vector<uint8_t> qbuf_;                                    // quantized activations
+  // MoE scratch
+  std::vector<float> router_;        // [n_batch, n_expert]
+  std::vector<int32_t> sel_;         // [n_batch, top_k]
+  std::vector<float> sel_w_;         // [n_batch, top_k]
+  Dispatch disp_;
+  std::vector<uint8_t> xs_q_;        // dispatched quantized rows [n_slots, qrow]
+  std::vector<float> eg_, eu_;       // [n_slots, n_ff_exp]
+  std::vector<uint8_t> ea_q_;        // quantized SwiGLU output [n_slots, qrow(n_ff_exp)]
+  std::vector<float> eo_;            // [n_slots, n_embd]
+
+  bool record_routing_ = false;
+  RoutingRecord routing_;
+  std::vector<std::vector<int64_t>> expert_load_;
+};
+
+}  // namespace moe

@@ -1,0 +1,100 @@
+// The forward pass of every supported architecture, top to bottom. Differences
+// between llama / qwen3 / qwen3moe / olmoe / qwen2moe are flags in ModelConfig
+// (q/k bias, q/k norm per head or full width, rope pairing, dense or MoE FFN,
+// shared expert and its gate); see docs/ARCHITECTURE.md.
+//
+//   x = token_embd[tokens]                                  [T, n_embd]
+//   per layer:  x += attn(rms_norm(x) * attn_norm)
+//               x += ffn(rms_norm(x) * ffn_norm)            (dense SwiGLU or MoE)
+//   logits = output . (rms_norm(x) * output_norm)           [T or 1, n_vocab]
+#include <algorithm>
+
+#include "model/context.h"
+#include "ops/math.h"
+#include "ops/quant.h"
+
+namespace moe {
+
+void Context::eval_batch(std::span<const int32_t> tokens, float* logits, bool all_logits) {
+  const Model& m = *model_;
+  const ModelConfig& c = m.cfg;
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  const int64_t E = c.n_embd, H = c.n_head, Hkv = c.n_head_kv, D = c.head_dim;
+  const int64_t Dv = c.head_dim_v, R = c.n_rot;
+  const int64_t qd = H * D, kd = Hkv * D, vd = Hkv * Dv;
+  float* x = x_.data();    // [T, n_embd] residual stream
+  float* xn = xn_.data();  // [T, n_embd] normed input of a block
+  float* q = q_.data();    // [T, n_head * head_dim]
+  float* k = k_.data();    // [T, n_head_kv * head_dim]
+  float* v = v_.data();    // [T, n_head_kv * head_dim_v]
+
+  for (int64_t t = 0; t < T; ++t)
+    ops::dequantize_row(m.tok_embd.type, m.tok_embd.row(tokens[t]), x + t * E, E);
+  for (int64_t t = 0; t < T; ++t) ops::rope_cache(rope_cs_.data() + t * R, n_past_ + t, R, c.rope_base);
+
+  for (int il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& L = m.layers[il];
+
+    // ---- attention block ----
+    for (int64_t t = 0; t < T; ++t) ops::rms_norm(x + t * E, L.attn_norm.f32(), xn + t * E, E, c.rms_eps);
+    linear(L.wq, xn, T, q);
+    linear(L.wk, xn, T, k);
+    linear(L.wv, xn, T, v);
+    if (c.qkv_bias) {
+      for (int64_t t = 0; t < T; ++t) {
+        ops::axpy(1.0f, L.bq.f32(), q + t * qd, qd);
+        ops::axpy(1.0f, L.bk.f32(), k + t * kd, kd);
+        ops::axpy(1.0f, L.bv.f32(), v + t * vd, vd);
+      }
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      float* qt = q + t * qd;
+      float* kt = k + t * kd;
+      if (c.qk_norm == QkNorm::per_head) {
+        for (int64_t h = 0; h < H; ++h) ops::rms_norm(qt + h * D, L.q_norm.f32(), qt + h * D, D, c.rms_eps);
+        for (int64_t h = 0; h < Hkv; ++h) ops::rms_norm(kt + h * D, L.k_norm.f32(), kt + h * D, D, c.rms_eps);
+      } else if (c.qk_norm == QkNorm::full) {
+        ops::rms_norm(qt, L.q_norm.f32(), qt, qd, c.rms_eps);
+        ops::rms_norm(kt, L.k_norm.f32(), kt, kd, c.rms_eps);
+      }
+      const float* cs = rope_cs_.data() + t * R;
+      const bool neox = c.rope_type == RopeType::neox;
+      for (int64_t h = 0; h < H; ++h) ops::rope_apply(qt + h * D, cs, R, neox);
+      for (int64_t h = 0; h < Hkv; ++h) ops::rope_apply(kt + h * D, cs, R, neox);
+      // append to the KV cache at position n_past + t
+      const int64_t pos = n_past_ + t;
+      std::copy(kt, kt + kd, k_cache_.data() + (il * opts_.n_ctx + pos) * kd);
+      std::copy(v + t * vd, v + (t + 1) * vd, v_cache_.data() + (il * opts_.n_ctx + pos) * vd);
+    }
+    attention(il, T, q, attn_.data());
+    linear(L.wo, attn_.data(), T, tmp_.data());
+    for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, tmp_.data() + t * E, x + t * E, E);
+
+    // ---- feed-forward block ----
+    for (int64_t t = 0; t < T; ++t) ops::rms_norm(x + t * E, L.ffn_norm.f32(), xn + t * E, E, c.rms_eps);
+    float* f = ffn_out_.data();
+    if (c.is_moe()) {
+      moe_ffn(il, xn, T, f);
+    } else {
+      const int64_t F = c.n_ff;
+      float* g = tmp_.data();
+      float* u = tmp_.data() + T * F;
+      linear(L.ffn_gate, xn, T, g);
+      linear(L.ffn_up, xn, T, u);
+      for (int64_t t = 0; t < T; ++t) ops::swiglu(g + t * F, u + t * F, g + t * F, F);
+      linear(L.ffn_down, g, T, f);
+    }
+    for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, f + t * E, x + t * E, E);
+  }
+
+  n_past_ += T;
+  if (!logits) return;
+  // Final norm and lm_head over all rows, or the last one.
+  const int64_t first = all_logits ? 0 : T - 1;
+  const int64_t n_out = T - first;
+  for (int64_t t = first; t < T; ++t)
+    ops::rms_norm(x + t * E, m.output_norm.f32(), xn + (t - first) * E, E, c.rms_eps);
+  linear(m.output, xn, n_out, logits);
+}
+
+}  // namespace moe

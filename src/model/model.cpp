@@ -1,0 +1,183 @@
+// Binds GGUF tensors to LayerWeights and validates types and shapes against the
+// config: a wrong shape, a missing tensor or a type we cannot compute with is a
+// load-time error naming the file, the tensor, the expected and the found value.
+#include "model/model.h"
+
+#include <fmt/ranges.h>
+
+#include <vector>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "gguf/gguf.h"
+
+namespace moe {
+namespace {
+
+class Binder {
+ public:
+  explicit Binder(const gguf::File& f) : f_(f) {}
+
+  // Binds `name`, checking its shape is exactly `shape` (ggml order). Missing
+  // tensors are an error unless optional.
+  Tensor bind(const std::string& name, std::vector<int64_t> shape, bool optional = false) {
+    const gguf::TensorInfo* ti = f_.tensor(name);
+    if (!ti) {
+      if (optional) return {};
+      throw_error("{}: missing tensor '{}' (expected shape [{}])", f_.path(), name,
+                  fmt::join(shape, ", "));
+    }
+    bool ok = ti->n_dims == shape.size();
+    for (size_t i = 0; ok && i < shape.size(); ++i) ok = ti->ne[i] == shape[i];
+    if (!ok) {
+      std::vector<int64_t> found(ti->ne, ti->ne + ti->n_dims);
+      throw_error("{}: tensor '{}' has shape [{}], expected [{}] from the hyper-parameters",
+                  f_.path(), name, fmt::join(found, ", "), fmt::join(shape, ", "));
+    }
+    if (!traits(ti->type).supported)
+      throw_error("{}: tensor '{}' has weight type {}, which moe does not support yet", f_.path(),
+                  name, type_name(ti->type));
+    Tensor t;
+    t.name = name;
+    t.type = ti->type;
+    for (int i = 0; i < 4; ++i) t.ne[i] = ti->ne[i];
+    t.data = static_cast<const uint8_t*>(ti->data);
+    t.row_bytes = row_bytes(t.type, t.ne[0]);
+    t.matrix_bytes = t.row_bytes * static_cast<size_t>(t.ne[1]);
+    bound_bytes_ += static_cast<int64_t>(ti->nbytes);
+    return t;
+  }
+
+  // Norms and biases are used as float vectors.
+  Tensor bind_f32(const std::string& name, std::vector<int64_t> shape, bool optional = false) {
+    Tensor t = bind(name, std::move(shape), optional);
+    if (t.present() && t.type != GgmlType::F32)
+      throw_error("{}: tensor '{}' has type {}, expected f32", f_.path(), name, type_name(t.type));
+    return t;
+  }
+
+  int64_t bound_bytes() const { return bound_bytes_; }
+
+ private:
+  const gguf::File& f_;
+  int64_t bound_bytes_ = 0;
+};
+
+int64_t tensor_bytes(const Tensor& t) {
+  return t.present() ? static_cast<int64_t>(t.matrix_bytes) * t.ne[2] * t.ne[3] : 0;
+}
+int64_t tensor_params(const Tensor& t) {
+  return t.present() ? t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3] : 0;
+}
+
+}  // namespace
+
+std::shared_ptr<Model> load_model(const std::string& path) {
+  return load_model(std::make_shared<const gguf::File>(gguf::File::open(path)));
+}
+
+std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file) {
+  auto m = std::make_shared<Model>();
+  m->file = file;
+  m->cfg = config_from_gguf(*file);
+  ModelConfig& c = m->cfg;
+  Binder b(*file);
+
+  const int64_t E = c.n_embd, V = c.n_vocab, H = c.n_head, Hkv = c.n_head_kv;
+  const int64_t D = c.head_dim, Dv = c.head_dim_v;
+  m->tok_embd = b.bind("token_embd.weight", {E, V});
+  m->output_norm = b.bind_f32("output_norm.weight", {E});
+  m->output = b.bind("output.weight", {E, V}, /*optional=*/true);
+  const bool tied = !m->output.present();
+  if (tied) m->output = m->tok_embd;
+
+  int64_t active = 0, total = 0;
+  auto count = [&](const Tensor& t, bool per_token) {
+    total += tensor_params(t);
+    if (per_token) active += tensor_params(t);
+  };
+  int64_t active_bytes = 0;
+  auto count_bytes = [&](const Tensor& t) { active_bytes += tensor_bytes(t); };
+
+  m->layers.resize(c.n_layer);
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    LayerWeights& L = m->layers[il];
+    auto n = [&](const char* s) { return fmt::format("blk.{}.{}", il, s); };
+    L.attn_norm = b.bind_f32(n("attn_norm.weight"), {E});
+    L.wq = b.bind(n("attn_q.weight"), {E, H * D});
+    L.wk = b.bind(n("attn_k.weight"), {E, Hkv * D});
+    L.wv = b.bind(n("attn_v.weight"), {E, Hkv * Dv});
+    L.wo = b.bind(n("attn_output.weight"), {H * Dv, E});
+    if (c.qkv_bias) {
+      L.bq = b.bind_f32(n("attn_q.bias"), {H * D});
+      L.bk = b.bind_f32(n("attn_k.bias"), {Hkv * D});
+      L.bv = b.bind_f32(n("attn_v.bias"), {Hkv * Dv});
+    }
+    if (c.qk_norm == QkNorm::per_head) {
+      L.q_norm = b.bind_f32(n("attn_q_norm.weight"), {D});
+      L.k_norm = b.bind_f32(n("attn_k_norm.weight"), {D});
+    } else if (c.qk_norm == QkNorm::full) {
+      L.q_norm = b.bind_f32(n("attn_q_norm.weight"), {H * D});
+      L.k_norm = b.bind_f32(n("attn_k_norm.weight"), {Hkv * D});
+    }
+    L.ffn_norm = b.bind_f32(n("ffn_norm.weight"), {E});
+    for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv,
+                            &L.q_norm, &L.k_norm, &L.ffn_norm}) {
+      count(*t, true);
+      count_bytes(*t);
+    }
+
+    if (!c.is_moe()) {
+      L.ffn_gate = b.bind(n("ffn_gate.weight"), {E, c.n_ff});
+      L.ffn_up = b.bind(n("ffn_up.weight"), {E, c.n_ff});
+      L.ffn_down = b.bind(n("ffn_down.weight"), {c.n_ff, E});
+      for (const Tensor* t : {&L.ffn_gate, &L.ffn_up, &L.ffn_down}) {
+        count(*t, true);
+        count_bytes(*t);
+      }
+      continue;
+    }
+    const int64_t X = c.n_expert, F = c.n_ff_exp;
+    L.gate_inp = b.bind_f32(n("ffn_gate_inp.weight"), {E, X});
+    L.gate_exps = b.bind(n("ffn_gate_exps.weight"), {E, F, X});
+    L.up_exps = b.bind(n("ffn_up_exps.weight"), {E, F, X});
+    L.down_exps = b.bind(n("ffn_down_exps.weight"), {F, E, X});
+    if (L.gate_exps.type != L.up_exps.type)
+      throw_error("{}: {} and {} must have the same type (found {} and {})", file->path(),
+                  L.gate_exps.name, L.up_exps.name, type_name(L.gate_exps.type),
+                  type_name(L.up_exps.type));
+    count(L.gate_inp, true);
+    count_bytes(L.gate_inp);
+    for (const Tensor* t : {&L.gate_exps, &L.up_exps, &L.down_exps}) {
+      total += tensor_params(*t);
+      active += tensor_params(*t) / X * c.n_expert_used;
+      active_bytes += tensor_bytes(*t) / X * c.n_expert_used;
+    }
+    if (c.n_ff_shexp > 0) {
+      const int64_t S = c.n_ff_shexp;
+      L.gate_shexp = b.bind(n("ffn_gate_shexp.weight"), {E, S});
+      L.up_shexp = b.bind(n("ffn_up_shexp.weight"), {E, S});
+      L.down_shexp = b.bind(n("ffn_down_shexp.weight"), {S, E});
+      if (c.shexp_gate) L.gate_inp_shexp = b.bind_f32(n("ffn_gate_inp_shexp.weight"), {E});
+      for (const Tensor* t : {&L.gate_shexp, &L.up_shexp, &L.down_shexp, &L.gate_inp_shexp}) {
+        count(*t, true);
+        count_bytes(*t);
+      }
+    }
+  }
+  // Embedding: one row per token is read; lm_head is read whole.
+  total += tensor_params(m->tok_embd) + tensor_params(m->output_norm);
+  active += E + tensor_params(m->output_norm);
+  active_bytes += static_cast<int64_t>(m->tok_embd.row_bytes) + tensor_bytes(m->output_norm);
+  if (!tied) total += tensor_params(m->output);
+  active += tensor_params(m->output);
+  active_bytes += tensor_bytes(m->output);
+
+  c.n_params_total = total;
+  c.n_params_active = active;
+  m->bytes_total = b.bound_bytes();
+  m->bytes_active_per_token = active_bytes;
+  return m;
+}
+
+}  // namespace moe

@@ -1,0 +1,64 @@
+// A loaded model: its config and zero-copy views of its weights in the mapped
+// GGUF file. load_model() binds every tensor the architecture needs and checks
+// its type and shape against the config before anything runs.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gguf/types.h"
+#include "model/config.h"
+
+namespace moe::gguf {
+class File;
+}
+
+namespace moe {
+
+// A weight tensor view. ne[0] is the contiguous dimension (ggml order); a 3-D
+// expert tensor is [ne0 = n_in, ne1 = n_out, ne2 = n_expert].
+struct Tensor {
+  std::string name;
+  GgmlType type = GgmlType::F32;
+  int64_t ne[4] = {1, 1, 1, 1};
+  const uint8_t* data = nullptr;
+  size_t row_bytes = 0;     // bytes per row of ne[0] elements
+  size_t matrix_bytes = 0;  // bytes per ne[0] x ne[1] slice (one expert)
+
+  bool present() const { return data != nullptr; }
+  const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
+  const uint8_t* matrix(int64_t e) const { return data + static_cast<size_t>(e) * matrix_bytes; }
+  const float* f32() const { return reinterpret_cast<const float*>(data); }
+};
+
+struct LayerWeights {
+  Tensor attn_norm;                        // [n_embd]
+  Tensor wq, wk, wv;                       // [n_embd, n_head*head_dim], [n_embd, n_head_kv*head_dim] x2
+  Tensor bq, bk, bv;                       // biases (qwen2moe)
+  Tensor wo;                               // [n_head*head_dim_v, n_embd]
+  Tensor q_norm, k_norm;                   // [head_dim] per head, or [n_head*head_dim] full
+  Tensor ffn_norm;                         // [n_embd]
+  Tensor ffn_gate, ffn_up, ffn_down;       // dense: [n_embd, n_ff] x2, [n_ff, n_embd]
+  Tensor gate_inp;                         // router [n_embd, n_expert]
+  Tensor gate_exps, up_exps, down_exps;    // [n_embd, n_ff_exp, n_expert] x2, [n_ff_exp, n_embd, n_expert]
+  Tensor gate_shexp, up_shexp, down_shexp; // shared expert [n_embd, n_ff_shexp] x2, [n_ff_shexp, n_embd]
+  Tensor gate_inp_shexp;                   // [n_embd] (qwen2moe shared-expert gate)
+};
+
+struct Model {
+  ModelConfig cfg;
+  std::shared_ptr<const gguf::File> file;
+  Tensor tok_embd;     // [n_embd, n_vocab]
+  Tensor output_norm;  // [n_embd]
+  Tensor output;       // [n_embd, n_vocab] (tok_embd when tied)
+  std::vector<LayerWeights> layers;
+
+  int64_t bytes_total = 0;             // weight bytes in the file
+  int64_t bytes_active_per_token = 0;  // weight bytes read per decoded token
+};
+
+std::shared_ptr<Model> load_model(const std::string& path);
+std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file);
+
+}  // namespace moe

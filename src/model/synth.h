@@ -1,0 +1,44 @@
+// The model synthesizer: writes random-weight GGUF models of any supported
+// architecture, size and weight type, with an embedded byte-level BPE vocabulary
+// (trained on a built-in English text) or a real tokenizer from a tokenizer.json.
+// Tests and benchmarks use it; `moe synth` exposes it on the command line.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "gguf/types.h"
+
+namespace moe {
+
+struct SynthOptions {
+  std::string arch = "qwen3moe";  // llama | qwen3 | qwen3moe | olmoe | qwen2moe
+  int64_t n_layer = 2;
+  int64_t n_embd = 128;
+  int64_t n_head = 4;
+  int64_t n_head_kv = 2;
+  int64_t head_dim = 32;
+  int64_t n_vocab = 512;
+  int64_t n_ff = 256;          // dense FFN width (dense models)
+  int64_t n_expert = 8;        // 0: dense
+  int64_t n_expert_used = 2;
+  int64_t n_ff_exp = 64;
+  int64_t n_ff_shexp = 0;      // qwen2moe shared expert width (default 2 * n_ff_exp)
+  int64_t n_ctx_train = 4096;
+  float rope_base = 10000.0f;
+  float rms_eps = 1e-6f;
+  GgmlType type = GgmlType::F32;   // type of the 2-D/3-D weight matrices
+  GgmlType embd_type = GgmlType::F32;  // token embedding and lm_head (F32 unless set)
+  float std = 0.02f;               // N(0, std) for matrices; <= 0: N(0, 1/fan_in)
+  uint64_t seed = 1;
+  std::string tokenizer_json;      // empty: built-in byte-level BPE
+  std::string tokenizer_pre;       // tokenizer.ggml.pre when importing (guessed if empty)
+  std::string chat_template;       // optional tokenizer.chat_template
+  // Progress callback for large files: (bytes written so far, total bytes).
+  std::function<void(int64_t, int64_t)> progress;
+};
+
+// Writes the model to `path`. Throws moe::Error on bad options.
+void synthesize_model(const SynthOptions& opts, const std::string& path);
+
+}  // namespace moe

@@ -1,0 +1,64 @@
+// `moe inspect MODEL`: architecture, hyper-parameters, tensors, and total vs
+// active parameters per token (the activation ratio).
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "tools/commands.h"
+
+namespace moe::tools {
+
+static void inspect(const std::string& path, bool tensors) {
+  auto file = std::make_shared<const gguf::File>(gguf::File::open(path));
+  fmt::print("file: {} ({:.2f} MB, GGUF v{}, {} tensors, {} metadata keys)\n", path,
+             file->file_size() / 1e6, file->version(), file->tensors().size(),
+             file->metadata().size());
+  auto model = load_model(file);
+  const ModelConfig& c = model->cfg;
+  fmt::print("architecture: {}\n", c.arch);
+  fmt::print("layers: {}  embedding: {}  vocab: {}  context (train): {}\n", c.n_layer, c.n_embd,
+             c.n_vocab, c.n_ctx_train);
+  fmt::print("attention: {} heads, {} kv heads, head dim {} (v {}), rope {} base {} dims {}, "
+             "q/k norm {}, rms eps {}\n",
+             c.n_head, c.n_head_kv, c.head_dim, c.head_dim_v,
+             c.rope_type == RopeType::neox ? "neox" : "norm", c.rope_base, c.n_rot,
+             c.qk_norm == QkNorm::none ? "none" : (c.qk_norm == QkNorm::per_head ? "per-head" : "full"),
+             c.rms_eps);
+  if (c.is_moe()) {
+    fmt::print("experts: {} routed, top-{}, expert ffn {}, gating {}, renormalise {}, scale {}",
+               c.n_expert, c.n_expert_used, c.n_ff_exp,
+               c.gating == Gating::softmax ? "softmax" : (c.gating == Gating::sigmoid ? "sigmoid" : "softmax(top-k)"),
+               c.norm_topk ? "yes" : "no", c.routed_scale);
+    if (c.n_ff_shexp) fmt::print(", shared expert ffn {}{}", c.n_ff_shexp, c.shexp_gate ? " (gated)" : "");
+    fmt::print("\n");
+  } else {
+    fmt::print("dense ffn: {}\n", c.n_ff);
+  }
+  fmt::print("parameters: total {} ({:.3f} M), active per token {} ({:.3f} M), activation ratio {:.2f}%\n",
+             c.n_params_total, c.n_params_total / 1e6, c.n_params_active, c.n_params_active / 1e6,
+             100.0 * c.n_params_active / c.n_params_total);
+  fmt::print("weight bytes: total {:.2f} MB, active per token {:.2f} MB\n", model->bytes_total / 1e6,
+             model->bytes_active_per_token / 1e6);
+  if (tensors) {
+    fmt::print("{:<36} {:<6} {:<24} {:>12}\n", "tensor", "type", "shape", "bytes");
+    for (const auto& t : file->tensors()) {
+      std::string shape;
+      for (uint32_t i = 0; i < t.n_dims; ++i) shape += (i ? ", " : "") + std::to_string(t.ne[i]);
+      fmt::print("{:<36} {:<6} [{:<22}] {:>12}\n", t.name, type_name(t.type), shape, t.nbytes);
+    }
+  }
+}
+
+void register_inspect_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("inspect", "Show a model's architecture, hyper-parameters, tensors "
+                                            "and total vs active parameters");
+  auto path = std::make_shared<std::string>();
+  auto no_tensors = std::make_shared<bool>(false);
+  cmd->add_option("model", *path, "GGUF model file")->required();
+  cmd->add_flag("--no-tensors", *no_tensors, "Do not list tensors");
+  cmd->callback([path, no_tensors] { inspect(*path, !*no_tensors); });
+}
+
+}  // namespace moe::tools

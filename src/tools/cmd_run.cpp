@@ -1,0 +1,172 @@
+// `moe run` (generate text or token ids) and `moe logits` (dump all logits of a
+// token sequence as raw little-endian float32 [n_tokens, n_vocab]).
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "base/timer.h"
+#include "model/context.h"
+#include "model/model.h"
+#include "runtime/sampler.h"
+#include "tools/commands.h"
+#ifdef MOE_HAVE_TOKENIZER
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+#endif
+
+namespace moe::tools {
+namespace {
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::istringstream in(s);
+  std::string tok;
+  while (in >> tok) {
+    try {
+      size_t used = 0;
+      long long v = std::stoll(tok, &used);
+      MOE_CHECK(used == tok.size() && v >= 0 && v <= INT32_MAX, "bad token id '{}'", tok);
+      ids.push_back(static_cast<int32_t>(v));
+    } catch (const std::logic_error&) {
+      throw_error("bad token id '{}' in --tokens (expected space-separated integers)", tok);
+    }
+  }
+  return ids;
+}
+
+struct RunOptions {
+  std::string model, prompt, tokens;
+  int n_predict = 64;
+  int threads = 0;
+  int64_t ctx = 4096;
+  int64_t batch = 512;
+  SamplerParams sp;
+  bool ids_only = false;
+};
+
+std::shared_ptr<Model> load_with_progress(const std::string& path) {
+  Timer t;
+  auto m = load_model(path);
+  MOE_LOG_INFO("loaded {} ({}, {} layers, {:.1f} MB) in {:.2f} s", path, m->cfg.arch,
+               m->cfg.n_layer, m->bytes_total / 1e6, t.seconds());
+  return m;
+}
+
+void run(const RunOptions& o) {
+  auto model = load_with_progress(o.model);
+  std::vector<int32_t> prompt;
+#ifdef MOE_HAVE_TOKENIZER
+  std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(*model->file);
+#endif
+  if (!o.tokens.empty()) {
+    prompt = parse_ids(o.tokens);
+  } else {
+#ifdef MOE_HAVE_TOKENIZER
+    prompt = tok->encode(o.prompt, /*add_special=*/true, /*parse_special=*/true);
+#else
+    throw_error("this build has no tokenizer: pass the prompt as ids with --tokens");
+#endif
+  }
+  MOE_CHECK(!prompt.empty(), "empty prompt");
+  Context ctx(model, {.n_ctx = o.ctx, .n_batch = o.batch, .n_threads = o.threads});
+  Sampler sampler(o.sp);
+  std::vector<float> logits;
+  std::vector<int32_t> history = prompt;
+
+  Timer t_pp;
+  ctx.eval(prompt, logits, false);
+  const double pp = t_pp.seconds();
+#ifdef MOE_HAVE_TOKENIZER
+  StreamDecoder dec(*tok);
+  if (!o.ids_only) fmt::print("{}", o.prompt.empty() ? tok->decode(prompt) : o.prompt);
+#endif
+  Timer t_tg;
+  int generated = 0;
+  for (int i = 0; i < o.n_predict; ++i) {
+    const int32_t id = sampler.sample(logits, history);
+    history.push_back(id);
+    ++generated;
+#ifdef MOE_HAVE_TOKENIZER
+    if (o.ids_only) {
+      fmt::print("{}{}", i ? " " : "", id);
+    } else {
+      fmt::print("{}", dec.push(id));
+    }
+    std::fflush(stdout);
+    if (tok->is_eog(id)) break;
+#else
+    fmt::print("{}{}", i ? " " : "", id);
+#endif
+    if (i + 1 == o.n_predict) break;
+    if (ctx.n_past() + 1 > ctx.n_ctx())
+      throw_error("context full after {} tokens (context size {}); raise -c", ctx.n_past(), ctx.n_ctx());
+    const int32_t one[1] = {id};
+    ctx.eval(one, logits, false);
+  }
+  fmt::print("\n");
+  const double tg = t_tg.seconds();
+  MOE_LOG_INFO("prompt: {} tokens in {:.3f} s ({:.1f} tok/s); generated: {} tokens in {:.3f} s ({:.1f} tok/s); threads {}",
+               prompt.size(), pp, prompt.size() / pp, generated, tg, generated / tg, ctx.pool().size());
+}
+
+void logits_cmd(const std::string& model_path, const std::string& tokens, const std::string& out,
+                int threads, int64_t batch) {
+  auto model = load_with_progress(model_path);
+  std::vector<int32_t> ids = parse_ids(tokens);
+  MOE_CHECK(!ids.empty(), "--tokens is empty");
+  Context ctx(model, {.n_ctx = static_cast<int64_t>(ids.size()), .n_batch = batch, .n_threads = threads});
+  std::vector<float> logits;
+  ctx.eval(ids, logits, true);
+  std::ofstream f(out, std::ios::binary);
+  MOE_CHECK(f.good(), "{}: cannot open for writing", out);
+  f.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
+  MOE_CHECK(f.good(), "{}: write failed", out);
+}
+
+}  // namespace
+
+void register_run_commands(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  auto* run_cmd = app.add_subcommand("run", "Generate text from a prompt");
+  run_cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+  auto* p = run_cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
+  auto* t = run_cmd->add_option("--tokens", o->tokens, "Prompt as space-separated token ids");
+  p->excludes(t);
+  run_cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")->capture_default_str();
+  run_cmd->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
+  run_cmd->add_option("-c,--ctx-size", o->ctx, "Context size (tokens)")->capture_default_str();
+  run_cmd->add_option("-b,--batch-size", o->batch, "Tokens per forward pass in the prompt")->capture_default_str();
+  run_cmd->add_option("--temp", o->sp.temperature, "Temperature (0: greedy)")->capture_default_str();
+  run_cmd->add_option("--top-k", o->sp.top_k, "Top-k (0: off)")->capture_default_str();
+  run_cmd->add_option("--top-p", o->sp.top_p, "Top-p (1: off)")->capture_default_str();
+  run_cmd->add_option("--min-p", o->sp.min_p, "Min-p (0: off)")->capture_default_str();
+  run_cmd->add_option("--repeat-penalty", o->sp.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
+  run_cmd->add_option("--repeat-last-n", o->sp.repeat_last_n, "Tokens the penalty looks back")->capture_default_str();
+  run_cmd->add_option("--seed", o->sp.seed, "Sampling seed")->capture_default_str();
+  run_cmd->add_flag("--ids", o->ids_only, "Print generated token ids instead of text");
+  run_cmd->callback([o] {
+    MOE_CHECK(!o->prompt.empty() || !o->tokens.empty(), "run: give a prompt with -p or --tokens");
+    run(*o);
+  });
+
+  auto lm = std::make_shared<std::string>();
+  auto lt = std::make_shared<std::string>();
+  auto lo = std::make_shared<std::string>();
+  auto lth = std::make_shared<int>(0);
+  auto lb = std::make_shared<int64_t>(512);
+  auto* lg = app.add_subcommand("logits", "Write the logits of every position of a token sequence "
+                                          "(raw little-endian float32 [n_tokens, n_vocab])");
+  lg->add_option("-m,--model", *lm, "GGUF model file")->required();
+  lg->add_option("--tokens", *lt, "Space-separated token ids")->required();
+  lg->add_option("--out", *lo, "Output file")->required();
+  lg->add_option("-t,--threads", *lth, "Threads (0: all cores)");
+  lg->add_option("-b,--batch-size", *lb, "Tokens per forward pass");
+  lg->callback([=] { logits_cmd(*lm, *lt, *lo, *lth, *lb); });
+}
+
+}  // namespace moe::tools

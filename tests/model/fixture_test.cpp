@@ -1,0 +1,103 @@
+// The independent reference for model correctness: llama.cpp's logits for the
+// random-weight models in ../shared/fixtures (see its README). For each case we
+// run `Context::eval` over the whole sequence and check, per row,
+// max_j |ours - ref| / max_j |ref| <= the manifest's tolerance, and the same
+// argmax on every row whose reference top-1/top-2 gap exceeds 2 * tol * max|ref|.
+// Skips (with a message) when the fixtures folder is absent.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/context.h"
+#include "model/model.h"
+#include "test_util.h"
+
+namespace moe {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kFixtures = fs::path(MOE_SHARED_DIR) / "fixtures";
+
+bool arch_supported(const std::string& arch) {
+  return arch == "qwen3moe" || arch == "olmoe" || arch == "llama" || arch == "qwen2moe";
+}
+
+std::vector<float> read_f32(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::vector<float> v(fs::file_size(p) / 4);
+  f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
+  return v;
+}
+
+class Fixture : public ::testing::TestWithParam<std::string> {};
+
+nlohmann::json manifest() {
+  std::ifstream f(kFixtures / "manifest.json");
+  return nlohmann::json::parse(f);
+}
+
+TEST_P(Fixture, MatchesLlamaCpp) {
+  if (!fs::exists(kFixtures / "manifest.json"))
+    GTEST_SKIP() << "no fixtures at " << kFixtures << " (../shared/fixtures); skipping";
+  nlohmann::json c;
+  for (const auto& x : manifest()["cases"])
+    if (x["id"] == GetParam()) c = x;
+  ASSERT_FALSE(c.is_null()) << "case " << GetParam() << " not in manifest";
+  const std::string arch = c["arch"];
+  if (!arch_supported(arch)) GTEST_SKIP() << "architecture " << arch << " not supported yet";
+
+  auto model = load_model((kFixtures / c["model"].get<std::string>()).string());
+  std::vector<int32_t> tokens = c["tokens"].get<std::vector<int32_t>>();
+  const int64_t V = c["n_vocab"];
+  Context ctx(model, {.n_ctx = static_cast<int64_t>(tokens.size()), .n_batch = 512, .n_threads = 2});
+  std::vector<float> ours;
+  ctx.eval(tokens, ours, true);
+  std::vector<float> ref = read_f32(kFixtures / c["logits"].get<std::string>());
+  ASSERT_EQ(ours.size(), ref.size());
+
+  const double tol = c["tolerance"]["max_row_rel_err"];
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  double worst = 0;
+  int argmax_checked = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    std::span<const float> o(ours.data() + r * V, V), f(ref.data() + r * V, V);
+    const double err = test::max_row_rel_err(o, f, V);
+    worst = std::max(worst, err);
+    EXPECT_LE(err, tol) << "row " << r;
+    // argmax on rows whose top-2 gap the tolerance cannot hide
+    int64_t a = 0, b = -1;
+    double mx = 0;
+    for (int64_t j = 0; j < V; ++j) mx = std::max(mx, std::abs(double(f[j])));
+    for (int64_t j = 1; j < V; ++j) if (f[j] > f[a]) a = j;
+    for (int64_t j = 0; j < V; ++j) if (j != a && (b < 0 || f[j] > f[b])) b = j;
+    if (f[a] - f[b] > 2 * tol * mx) {
+      int64_t oa = 0;
+      for (int64_t j = 1; j < V; ++j) if (o[j] > o[oa]) oa = j;
+      EXPECT_EQ(oa, a) << "argmax differs on row " << r;
+      ++argmax_checked;
+    }
+  }
+  double l2 = test::rel_l2(ours, ref);
+  std::printf("[fixture] %-24s max_row_rel_err %.3e (tol %.0e)  rel_l2 %.3e  argmax rows %d/%lld\n",
+              GetParam().c_str(), worst, tol, l2, argmax_checked, static_cast<long long>(n));
+}
+
+std::vector<std::string> case_ids() {
+  std::vector<std::string> ids;
+  if (!fs::exists(kFixtures / "manifest.json")) return {"none"};
+  for (const auto& x : manifest()["cases"]) ids.push_back(x["id"]);
+  return ids;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, Fixture, ::testing::ValuesIn(case_ids()),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (auto& ch : s) if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return s;
+                         });
+
+}  // namespace
+}  // namespace moe

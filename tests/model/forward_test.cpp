@@ -1,0 +1,206 @@
+// The CPU forward pass against the scalar reference forward pass
+// (model/reference), on random models of every architecture and weight type
+// written by the synthesizer; plus batch vs one-token-at-a-time decoding,
+// thread-count independence, context overflow, and the sparsity proof: experts
+// the router did not pick are filled with NaN and the logits do not change.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <set>
+
+#include "gguf/gguf.h"
+#include "model/context.h"
+#include "model/reference/forward_ref.h"
+#include "ops/quant.h"
+#include "ops/reference/quant_ref.h"
+#include "test_util.h"
+
+namespace moe {
+namespace {
+
+struct Case {
+  std::string arch;
+  GgmlType type;
+};
+
+SynthOptions small(const Case& c) {
+  SynthOptions o;
+  o.arch = c.arch;
+  o.n_layer = 2;
+  o.n_embd = 64;
+  o.n_head = 4;
+  o.n_head_kv = c.arch == "olmoe" ? 4 : 2;
+  o.head_dim = 16;
+  o.n_vocab = 300;
+  o.std = 0;  // N(0, 1/fan_in): activations keep their scale through layers
+  o.type = c.type;
+  o.seed = 7 + static_cast<uint64_t>(c.type);
+  const bool k_quant = c.type == GgmlType::Q4_K || c.type == GgmlType::Q5_K || c.type == GgmlType::Q6_K;
+  if (k_quant) {  // K-quant rows need 256 elements
+    o.n_embd = 256;
+    o.n_head = 4;
+    o.head_dim = 64;
+  }
+  if (c.arch == "llama" || c.arch == "qwen3") {
+    if (c.arch == "qwen3") o.n_expert = 0;
+    o.n_ff = k_quant ? 256 : 96;
+  }
+  o.n_expert = (c.arch == "qwen3") ? 0 : 8;
+  o.n_expert_used = 2;
+  o.n_ff_exp = k_quant ? 256 : 32;
+  o.n_ff_shexp = k_quant ? 256 : 64;
+  return o;
+}
+
+// llama.cpp-style activation rounding built only from the scalar references.
+reference::ActivationRounding rounding() {
+  return [](GgmlType wt, std::vector<double>& row) {
+    const int64_t n = static_cast<int64_t>(row.size());
+    std::vector<float> x(row.begin(), row.end()), y(n);
+    std::vector<uint8_t> buf(ops::activation_row_bytes(wt, n));
+    ops::ref::quantize_activation_row_ref(wt, x.data(), buf.data(), n);
+    ops::ref::dequantize_row_ref(ops::vec_dot_type(wt), buf.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) row[i] = y[i];
+  };
+}
+
+class ForwardVsReference : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ForwardVsReference, LogitsAgree) {
+  const Case c = GetParam();
+  const SynthOptions o = small(c);
+  auto path = test::synth(o, c.arch + "_" + std::string(type_name(c.type)));
+  auto model = load_model(path);
+  auto tokens = test::random_tokens(11, model->cfg.n_vocab, 99);
+
+  Context ctx(model, {.n_ctx = 32, .n_batch = 512, .n_threads = 2});
+  std::vector<float> ours;
+  ctx.eval(tokens, ours, true);
+  const bool rounds = ops::vec_dot_type(c.type) != GgmlType::F32;
+  std::vector<float> ref = reference::forward(*model, tokens, rounds ? rounding() : nullptr);
+  ASSERT_EQ(ours.size(), ref.size());
+  const double err = test::max_row_rel_err(ours, ref, model->cfg.n_vocab);
+  // f32: only summation order differs. Rounded activations can land on the other
+  // side of a rounding boundary after a 1e-7 difference, hence the looser bound.
+  const double tol = rounds ? 2e-3 : 1e-4;
+  std::printf("[forward-vs-ref] %-9s %-5s max_row_rel_err %.3e (tol %.0e)\n", c.arch.c_str(),
+              std::string(type_name(c.type)).c_str(), err, tol);
+  EXPECT_LE(err, tol);
+}
+
+std::vector<Case> all_cases() {
+  std::vector<Case> v;
+  for (const char* a : {"qwen3moe", "olmoe", "llama", "qwen3", "qwen2moe"})
+    for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0,
+                       GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K,
+                       GgmlType::Q5_K, GgmlType::Q6_K})
+      v.push_back({a, t});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(All, ForwardVsReference, ::testing::ValuesIn(all_cases()),
+                         [](const auto& info) {
+                           return info.param.arch + "_" + std::string(type_name(info.param.type));
+                         });
+
+TEST(Forward, BatchEqualsOneTokenAtATime) {
+  for (const char* arch : {"qwen3moe", "llama"}) {
+    auto model = load_model(test::synth(small({arch, GgmlType::F32}), std::string("seq_") + arch));
+    auto tokens = test::random_tokens(9, model->cfg.n_vocab, 5);
+    Context batch(model, {.n_ctx = 16, .n_threads = 2});
+    std::vector<float> all, one, seq;
+    batch.eval(tokens, all, true);
+    Context step(model, {.n_ctx = 16, .n_threads = 1});
+    for (int32_t t : tokens) {
+      step.eval(std::span<const int32_t>(&t, 1), one, false);
+      seq.insert(seq.end(), one.begin(), one.end());
+    }
+    EXPECT_LE(test::max_row_rel_err(seq, all, model->cfg.n_vocab), 1e-5) << arch;
+  }
+}
+
+TEST(Forward, ContextOverflowIsAClearError) {
+  auto model = load_model(test::synth(small({"qwen3moe", GgmlType::F32}), "overflow"));
+  Context ctx(model, {.n_ctx = 4, .n_threads = 1});
+  std::vector<float> logits;
+  auto tokens = test::random_tokens(5, model->cfg.n_vocab, 1);
+  try {
+    ctx.eval(tokens, logits, false);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("context"), std::string::npos) << e.what();
+  }
+  const int32_t bad[1] = {static_cast<int32_t>(model->cfg.n_vocab)};
+  EXPECT_THROW(ctx.eval(bad, logits, false), Error);
+}
+
+// Sparsity is real: NaN in every expert the router did not pick leaves the logits unchanged.
+TEST(Forward, UnroutedExpertsAreNeverRead) {
+  for (GgmlType t : {GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_K}) {
+    SynthOptions o = small({"qwen3moe", t});
+    o.n_expert = 16;
+    o.n_expert_used = 2;
+    const std::string path = test::synth(o, "sparse_" + std::string(type_name(t)));
+    auto model = load_model(path);
+    auto tokens = test::random_tokens(3, model->cfg.n_vocab, 11);
+    Context ctx(model, {.n_ctx = 8, .n_threads = 2});
+    ctx.set_record_routing(true);
+    std::vector<float> clean;
+    ctx.eval(tokens, clean, true);
+
+    // Writable copy of the file with NaN written over unpicked experts.
+    std::ifstream in(path, std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+    auto file = std::make_shared<gguf::File>(gguf::File::parse(bytes, path + " (copy)"));
+    int64_t poisoned = 0;
+    for (int64_t il = 0; il < model->cfg.n_layer; ++il) {
+      std::set<int32_t> used(ctx.routing().experts[il].begin(), ctx.routing().experts[il].end());
+      ASSERT_LT(used.size(), static_cast<size_t>(o.n_expert)) << "all experts used; test is vacuous";
+      for (const char* name : {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"}) {
+        const auto* ti = file->tensor("blk." + std::to_string(il) + "." + name + ".weight");
+        ASSERT_NE(ti, nullptr);
+        const size_t per_expert = ti->nbytes / ti->ne[2];
+        for (int32_t e = 0; e < o.n_expert; ++e) {
+          if (used.count(e)) continue;
+          uint8_t* p = const_cast<uint8_t*>(static_cast<const uint8_t*>(ti->data)) + e * per_expert;
+          std::memset(p, 0xFF, per_expert);  // 0xFFFF... is NaN in f32/f16 and in fp16 block scales
+          ++poisoned;
+        }
+      }
+    }
+    ASSERT_GT(poisoned, 0);
+    auto poisoned_model = load_model(file);
+    Context ctx2(poisoned_model, {.n_ctx = 8, .n_threads = 2});
+    std::vector<float> after;
+    ctx2.eval(tokens, after, true);
+    ASSERT_EQ(after.size(), clean.size());
+    EXPECT_EQ(0, std::memcmp(after.data(), clean.data(), clean.size() * 4))
+        << type_name(t) << ": logits changed after poisoning unrouted experts";
+    // And the poison is live: poisoning a used expert does change them.
+    const auto* ti = file->tensor("blk.0.ffn_down_exps.weight");
+    const int32_t e = ctx.routing().experts[0][0];
+    std::memset(const_cast<uint8_t*>(static_cast<const uint8_t*>(ti->data)) + e * (ti->nbytes / ti->ne[2]), 0xFF,
+                ti->nbytes / ti->ne[2]);
+    Context ctx3(poisoned_model, {.n_ctx = 8, .n_threads = 2});
+    ctx3.eval(tokens, after, true);
+    bool any_nan = false;
+    for (float v : after) any_nan |= std::isnan(v);
+    EXPECT_TRUE(any_nan) << "poisoning a routed expert should reach the logits";
+  }
+}
+
+TEST(Forward, ThreadCountDoesNotChangeLogits) {
+  auto model = load_model(test::synth(small({"qwen3moe", GgmlType::Q8_0}), "threads"));
+  auto tokens = test::random_tokens(7, model->cfg.n_vocab, 3);
+  std::vector<float> a, b;
+  Context c1(model, {.n_ctx = 8, .n_threads = 1});
+  c1.eval(tokens, a, true);
+  Context c2(model, {.n_ctx = 8, .n_threads = 2});
+  c2.eval(tokens, b, true);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
+}
+
+}  // namespace
+}  // namespace moe
