@@ -32,7 +32,7 @@ constexpr std::array kTable = {
     Entry{26, {"i32", 1, 4, false}},      Entry{27, {"i64", 1, 8, false}},
     Entry{28, {"f64", 1, 8, false}},      Entry{29, {"iq1_m", 256, 56, false}},
     Entry{30, {"bf16", 1, 2, true}},      Entry{34, {"tq1_0", 256, 54, false}},
-    Entry{35, {"tq2_0", 256, 66, false}}, Entry{39, {"mxfp4", 32, 17, false}},
+    Entry{35, {"tq2_0", 256, 66, false}}, Entry{39, {"mxfp4", 32, 17, true}},
 };
 
 }  // namespace

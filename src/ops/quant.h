@@ -16,6 +16,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "gguf/types.h"
 
@@ -50,5 +51,14 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
 
 // Name of the kernel family that vec_dot uses for this type on this CPU ("avx512_vnni", ...).
 const char* kernel_name(GgmlType weight_type);
+
+// Kernel families. The default is the best one this CPU runs; the environment
+// variable MOE_KERNEL=scalar|avx2|avx512 (read once) or set_kernel_override()
+// forces one (capped at what the CPU supports). Tests loop over available_kernel_paths().
+enum class KernelPath { scalar = 0, avx2 = 1, avx512 = 2 };
+KernelPath best_kernel_path();  // what this CPU supports
+KernelPath active_kernel_path();
+void set_kernel_override(std::optional<KernelPath> path);  // nullopt: back to MOE_KERNEL / best
+const char* kernel_path_name(KernelPath path);              // "scalar", "avx2", "avx512"
 
 }  // namespace moe::ops
