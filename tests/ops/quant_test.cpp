@@ -165,8 +165,16 @@ TEST_P(QuantKernelTest, ActivationQuantizationMatchesReference) {
   }
 }
 
-TEST_P(QuantKernelTest, KernelNameIsReported) {
-  EXPECT_NE(std::string(kernel_name(GetParam().type)), "");
+// Every type has a SIMD kernel on the avx2 and avx512 paths (so the cases above test it).
+TEST_P(QuantKernelTest, KernelNameMatchesPath) {
+  const std::string name = kernel_name(GetParam().type);
+  const bool is_float = GetParam().type == GgmlType::F32 || GetParam().type == GgmlType::F16 ||
+                        GetParam().type == GgmlType::BF16;
+  switch (GetParam().path) {
+    case KernelPath::scalar: EXPECT_EQ(name, "scalar"); break;
+    case KernelPath::avx2: EXPECT_EQ(name, is_float ? "hwy_avx2" : "avx2"); break;
+    case KernelPath::avx512: EXPECT_EQ(name, is_float ? "hwy_avx3" : "avx512_vnni"); break;
+  }
 }
 
 std::vector<Case> all_cases() {
