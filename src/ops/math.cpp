@@ -34,11 +34,15 @@ void swiglu(const float* g, const float* u, float* y, int64_t n) {
 }
 
 void rope_cache(float* cos_sin, int64_t pos, int64_t n_rot, float base) {
+  // theta_i = pos * base^(-2i/n_rot), computed in float as a running product
+  // (theta_{i+1} = theta_i * base^(-2/n_rot)) the way llama.cpp does: the angles then
+  // agree with its to the last bit, so activations round to the same q8 values.
+  const float theta_scale = std::pow(base, -2.0f / static_cast<float>(n_rot));
+  float theta = static_cast<float>(pos);
   for (int64_t i = 0; i < n_rot / 2; ++i) {
-    const double theta =
-        static_cast<double>(pos) * std::pow(static_cast<double>(base), -2.0 * i / n_rot);
-    cos_sin[2 * i] = static_cast<float>(std::cos(theta));
-    cos_sin[2 * i + 1] = static_cast<float>(std::sin(theta));
+    cos_sin[2 * i] = std::cos(theta);
+    cos_sin[2 * i + 1] = std::sin(theta);
+    theta *= theta_scale;
   }
 }
 
