@@ -1,0 +1,80 @@
+// Microbenchmarks of the weight-type kernels (ops/quant.h) on one thread:
+// gemv (one token, 2048 x 2048 weights) and gemm (64 tokens), per type. Reports
+// weight bytes streamed per second (bytes_per_second) and the kernel used
+// (label). MOE_KERNEL=scalar|avx2|avx512 selects the path to measure.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gguf/types.h"
+#include "ops/quant.h"
+
+namespace {
+
+using moe::GgmlType;
+
+constexpr int64_t kRows = 2048, kCols = 2048;
+
+struct Setup {
+  std::vector<uint8_t> W, X;
+  size_t w_stride, x_stride;
+  Setup(GgmlType t, int64_t m)
+      : w_stride(moe::row_bytes(t, kCols)), x_stride(moe::ops::activation_row_bytes(t, kCols)) {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> dist(0.f, 1.f);
+    std::vector<float> row(kCols);
+    W.resize(w_stride * kRows);
+    X.resize(x_stride * m);
+    for (int64_t r = 0; r < kRows; ++r) {
+      for (auto& v : row) v = dist(rng);
+      moe::ops::quantize_row(t, row.data(), &W[r * w_stride], kCols);
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      for (auto& v : row) v = dist(rng);
+      moe::ops::quantize_activation_row(t, row.data(), &X[i * x_stride], kCols);
+    }
+  }
+};
+
+void bm_gemv(benchmark::State& state, GgmlType t) {
+  Setup s(t, 1);
+  std::vector<float> y(kRows);
+  for (auto _ : state) {
+    moe::ops::gemv(t, s.W.data(), s.w_stride, s.X.data(), y.data(), 0, kRows, kCols);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(s.W.size()));
+  state.SetLabel(moe::ops::kernel_name(t));
+}
+
+void bm_gemm64(benchmark::State& state, GgmlType t) {
+  constexpr int64_t m = 64;
+  Setup s(t, m);
+  std::vector<float> Y(m * kRows);
+  for (auto _ : state) {
+    moe::ops::gemm(t, s.W.data(), s.w_stride, s.X.data(), s.x_stride, m, Y.data(), kRows, 0,
+                   kRows, kCols);
+    benchmark::DoNotOptimize(Y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(s.W.size()));
+  state.counters["GMAC/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * m * kRows * kCols / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel(moe::ops::kernel_name(t));
+}
+
+const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
+                           GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                           GgmlType::MXFP4, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+const bool kRegistered = [] {
+  for (GgmlType t : kTypes) {
+    const std::string name(moe::type_name(t));
+    benchmark::RegisterBenchmark(("quant_gemv_2048/" + name).c_str(), bm_gemv, t);
+    benchmark::RegisterBenchmark(("quant_gemm64_2048/" + name).c_str(), bm_gemm64, t);
+  }
+  return true;
+}();
+
+}  // namespace
