@@ -43,7 +43,8 @@ TEST_P(Fixture, MatchesLlamaCpp) {
   if (!fs::exists(kFixtures / "manifest.json"))
     GTEST_SKIP() << "no fixtures at " << kFixtures << " (../shared/fixtures); skipping";
   nlohmann::json c;
-  for (const auto& x : manifest()["cases"])
+  const nlohmann::json m = manifest();
+  for (const auto& x : m["cases"])
     if (x["id"] == GetParam()) c = x;
   ASSERT_FALSE(c.is_null()) << "case " << GetParam() << " not in manifest";
   const std::string arch = c["arch"];
@@ -88,7 +89,8 @@ TEST_P(Fixture, MatchesLlamaCpp) {
 std::vector<std::string> case_ids() {
   std::vector<std::string> ids;
   if (!fs::exists(kFixtures / "manifest.json")) return {"none"};
-  for (const auto& x : manifest()["cases"]) ids.push_back(x["id"]);
+  const nlohmann::json m = manifest();
+  for (const auto& x : m["cases"]) ids.push_back(x["id"]);
   return ids;
 }
 

@@ -5,11 +5,13 @@
 // the router did not pick are filled with NaN and the logits do not change.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>
 
+#include "base/error.h"
 #include "gguf/gguf.h"
 #include "model/context.h"
 #include "model/reference/forward_ref.h"
@@ -54,18 +56,6 @@ SynthOptions small(const Case& c) {
   return o;
 }
 
-// llama.cpp-style activation rounding built only from the scalar references.
-reference::ActivationRounding rounding() {
-  return [](GgmlType wt, std::vector<double>& row) {
-    const int64_t n = static_cast<int64_t>(row.size());
-    std::vector<float> x(row.begin(), row.end()), y(n);
-    std::vector<uint8_t> buf(ops::activation_row_bytes(wt, n));
-    ops::ref::quantize_activation_row_ref(wt, x.data(), buf.data(), n);
-    ops::ref::dequantize_row_ref(ops::vec_dot_type(wt), buf.data(), y.data(), n);
-    for (int64_t i = 0; i < n; ++i) row[i] = y[i];
-  };
-}
-
 class ForwardVsReference : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ForwardVsReference, LogitsAgree) {
@@ -73,21 +63,45 @@ TEST_P(ForwardVsReference, LogitsAgree) {
   const SynthOptions o = small(c);
   auto path = test::synth(o, c.arch + "_" + std::string(type_name(c.type)));
   auto model = load_model(path);
-  auto tokens = test::random_tokens(11, model->cfg.n_vocab, 99);
+  const bool rounds = ops::vec_dot_type(c.type) != GgmlType::F32;
+  // As for the fixtures: draw token sequences until no activation rounding or
+  // expert choice is within float noise of flipping (fp16/bf16 rounding has too
+  // many boundaries for that; their flips are small and covered by the tolerance).
+  const bool exact_types = c.type != GgmlType::F16 && c.type != GgmlType::BF16;
+  std::vector<int32_t> tokens;
+  std::vector<float> ref;
+  int64_t ties = 0;
+  for (uint64_t seed = 99; seed < 99 + 40; ++seed) {
+    tokens = test::random_tokens(8, model->cfg.n_vocab, seed);
+    ref = reference::forward(*model, tokens, rounds, &ties);
+    if (ties == 0 || !exact_types) break;
+  }
+  if (exact_types) ASSERT_EQ(ties, 0) << "no token sequence without near-ties found";
 
   Context ctx(model, {.n_ctx = 32, .n_batch = 512, .n_threads = 2});
   std::vector<float> ours;
   ctx.eval(tokens, ours, true);
-  const bool rounds = ops::vec_dot_type(c.type) != GgmlType::F32;
-  std::vector<float> ref = reference::forward(*model, tokens, rounds ? rounding() : nullptr);
   ASSERT_EQ(ours.size(), ref.size());
-  const double err = test::max_row_rel_err(ours, ref, model->cfg.n_vocab);
-  // f32: only summation order differs. Rounded activations can land on the other
-  // side of a rounding boundary after a 1e-7 difference, hence the looser bound.
-  const double tol = rounds ? 2e-3 : 1e-4;
-  std::printf("[forward-vs-ref] %-9s %-5s max_row_rel_err %.3e (tol %.0e)\n", c.arch.c_str(),
-              std::string(type_name(c.type)).c_str(), err, tol);
-  EXPECT_LE(err, tol);
+  // Per row: max_j |ours - ref| / max_j |ref|.
+  const int64_t V = model->cfg.n_vocab, n = static_cast<int64_t>(tokens.size());
+  std::vector<double> errs(n);
+  for (int64_t r = 0; r < n; ++r)
+    errs[r] = test::max_row_rel_err(std::span<const float>(ours).subspan(r * V, V),
+                                    std::span<const float>(ref).subspan(r * V, V), V);
+  const double worst = *std::max_element(errs.begin(), errs.end());
+  const int64_t exact = std::count_if(errs.begin(), errs.end(), [](double e) { return e <= 1e-5; });
+  std::printf("[forward-vs-ref] %-9s %-5s max_row_rel_err %.3e, rows <= 1e-5: %lld/%lld\n",
+              c.arch.c_str(), std::string(type_name(c.type)).c_str(), worst,
+              static_cast<long long>(exact), static_cast<long long>(n));
+  if (exact_types) {
+    // f32 products differ only in summation order; with rounded activations both
+    // sides compute the same integer dot products once no rounding is near a tie.
+    EXPECT_LE(worst, 1e-5);
+  } else {
+    // fp16/bf16 activations: a value within float noise of an fp16 boundary rounds
+    // the other way and moves a row by ~2^-11 of one activation's contribution.
+    EXPECT_LE(worst, 2e-3);
+  }
 }
 
 std::vector<Case> all_cases() {

@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "base/error.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "test_util.h"

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "base/fp16.h"
+#include "ops/quant.h"
 #include "ops/reference/quant_ref.h"
 
 namespace moe::reference {
@@ -23,14 +25,52 @@ Vec weight_row(const Tensor& W, int64_t e, int64_t r) {
 
 Vec vec_f32(const Tensor& t) { return Vec(t.f32(), t.f32() + t.ne[0]); }
 
+int64_t g_near_ties = 0;  // see forward_ref.h; reset per forward()
+
+// Counts values whose scaled magnitude lies within 2e-6 (relative) of a .5 rounding
+// boundary: q8_0/q8_1 scale blocks of 32 by 127/amax, q8_K blocks of 256 by 127/|m|.
+// A 1e-7 difference in such a value may round it the other way.
+void count_near_ties(GgmlType act, const std::vector<float>& x) {
+  int64_t block = 0;
+  if (act == GgmlType::Q8_0 || act == GgmlType::Q8_1) block = 32;
+  if (act == GgmlType::Q8_K) block = 256;
+  if (block == 0) return;
+  for (size_t b0 = 0; b0 + block <= x.size(); b0 += block) {
+    float amax = 0;
+    for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::abs(x[b0 + i]));
+    if (amax == 0) continue;
+    if (block == 32) {  // the block scale d = fp16(amax / 127) is rounded too
+      const double d = double(amax) / 127.0;
+      const uint16_t h = f32_to_fp16(static_cast<float>(d));
+      const double lo = fp16_to_f32(h), ulp = double(fp16_to_f32(h + 1)) - lo;
+      const double frac = (d - lo) / ulp;
+      if (std::abs(std::abs(frac) - 0.5) < 2e-6 * d / ulp) ++g_near_ties;
+    }
+    for (int64_t i = 0; i < block; ++i) {
+      const double v = std::abs(double(x[b0 + i]) * 127.0 / amax);
+      const double frac = v - std::floor(v);
+      if (std::abs(frac - 0.5) < 2e-6 * std::max(v, 1.0)) ++g_near_ties;
+    }
+  }
+}
+
 // y = W x, W [n_in, n_out] (ggml order), slice e.
-Vec matvec(const Tensor& W, Vec x, const ActivationRounding& round, int64_t e = 0) {
-  if (round) round(W.type, x);
+Vec matvec(const Tensor& W, const Vec& x, bool round, int64_t e = 0) {
   Vec y(W.ne[1]);
+  const int64_t n = W.ne[0];
+  if (round && ops::vec_dot_type(W.type) != GgmlType::F32) {
+    std::vector<float> xf(x.begin(), x.end());
+    std::vector<uint8_t> xq(ops::activation_row_bytes(W.type, n));
+    ops::ref::quantize_activation_row_ref(W.type, xf.data(), xq.data(), n);
+    count_near_ties(ops::vec_dot_type(W.type), xf);
+    for (int64_t r = 0; r < W.ne[1]; ++r)
+      y[r] = ops::ref::vec_dot_ref(W.type, W.matrix(e) + r * W.row_bytes, xq.data(), n);
+    return y;
+  }
   for (int64_t r = 0; r < W.ne[1]; ++r) {
     Vec w = weight_row(W, e, r);
     double s = 0;
-    for (int64_t i = 0; i < W.ne[0]; ++i) s += w[i] * x[i];
+    for (int64_t i = 0; i < n; ++i) s += w[i] * x[i];
     y[r] = s;
   }
   return y;
@@ -48,27 +88,32 @@ Vec rmsnorm(const Vec& x, const double* w, int64_t off, int64_t n, double eps) {
 double silu(double g) { return g / (1.0 + std::exp(-g)); }
 
 Vec swiglu_ffn(const Tensor& gate, const Tensor& up, const Tensor& down, const Vec& x,
-               const ActivationRounding& round, int64_t e = 0) {
+               bool round, int64_t e = 0) {
   Vec g = matvec(gate, x, round, e), u = matvec(up, x, round, e);
   for (size_t i = 0; i < g.size(); ++i) g[i] = silu(g[i]) * u[i];
   return matvec(down, g, round, e);
 }
 
 // RoPE on x[off .. off + n_rot): NORM pairs (2i, 2i+1), NEOX pairs (i, i + n_rot/2).
+// The angle pos * base^(-2i/n_rot) is part of the function llama.cpp's files are
+// evaluated with, and llama.cpp forms it in float as pos * s^i with s = base^(-2/n_rot)
+// (a running product); we form it the same way so that rounded activations agree.
 void rope(Vec& x, int64_t off, int64_t pos, int64_t n_rot, double base, bool neox) {
-  for (int64_t i = 0; i < n_rot / 2; ++i) {
-    const double th = pos * std::pow(base, -2.0 * i / n_rot);
+  const float s = std::pow(static_cast<float>(base), -2.0f / static_cast<float>(n_rot));
+  float th = static_cast<float>(pos);
+  for (int64_t i = 0; i < n_rot / 2; ++i, th *= s) {
     const int64_t a = off + (neox ? i : 2 * i), b = off + (neox ? i + n_rot / 2 : 2 * i + 1);
-    const double x0 = x[a], x1 = x[b];
-    x[a] = x0 * std::cos(th) - x1 * std::sin(th);
-    x[b] = x0 * std::sin(th) + x1 * std::cos(th);
+    const double x0 = x[a], x1 = x[b], c = std::cos(double(th)), sn = std::sin(double(th));
+    x[a] = x0 * c - x1 * sn;
+    x[b] = x0 * sn + x1 * c;
   }
 }
 
 }  // namespace
 
-std::vector<float> forward(const Model& m, std::span<const int32_t> tokens,
-                           const ActivationRounding& round) {
+std::vector<float> forward(const Model& m, std::span<const int32_t> tokens, bool round,
+                           int64_t* near_ties) {
+  g_near_ties = 0;
   const ModelConfig& c = m.cfg;
   const int64_t E = c.n_embd, H = c.n_head, Hkv = c.n_head_kv, D = c.head_dim, Dv = c.head_dim_v;
   const int64_t n = static_cast<int64_t>(tokens.size());
@@ -139,7 +184,7 @@ std::vector<float> forward(const Model& m, std::span<const int32_t> tokens,
       if (!c.is_moe()) {
         out = swiglu_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, hf, round);
       } else {
-        Vec logit_r = matvec(L.gate_inp, hf, {});  // router sees unrounded activations
+        Vec logit_r = matvec(L.gate_inp, hf, false);  // router sees unrounded activations
         Vec p = logit_r;
         if (c.gating == Gating::softmax) {
           const double mx = *std::max_element(p.begin(), p.end());
@@ -150,6 +195,9 @@ std::vector<float> forward(const Model& m, std::span<const int32_t> tokens,
         std::vector<int64_t> order(c.n_expert);
         std::iota(order.begin(), order.end(), 0);
         std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+        if (c.n_expert_used < c.n_expert &&
+            p[order[c.n_expert_used - 1]] - p[order[c.n_expert_used]] < 1e-6)
+          ++g_near_ties;
         double wsum = 0;
         for (int64_t j = 0; j < c.n_expert_used; ++j) wsum += p[order[j]];
         for (int64_t j = 0; j < c.n_expert_used; ++j) {
@@ -178,6 +226,7 @@ std::vector<float> forward(const Model& m, std::span<const int32_t> tokens,
     Vec lg = matvec(m.output, xf, round);
     logits.insert(logits.end(), lg.begin(), lg.end());
   }
+  if (near_ties) *near_ties = g_near_ties;
   return logits;
 }
 

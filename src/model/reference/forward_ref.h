@@ -4,7 +4,6 @@
 // published formulas directly. Tests compare the CPU forward pass against it.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <span>
 #include <vector>
 
@@ -13,12 +12,15 @@
 
 namespace moe::reference {
 
-// Optional rounding of an activation row before it is multiplied by a weight of
-// type `weight_type` (llama.cpp rounds activations to q8_0/q8_K/fp16). Identity if empty.
-using ActivationRounding = std::function<void(GgmlType weight_type, std::vector<double>& row)>;
-
 // Logits [tokens.size(), n_vocab], row i after reading tokens 0..i.
+// round_activations: round each activation row to the weight type's dot-product
+// partner before a matrix product (q8_0 / q8_1 / q8_K / fp16 / bf16, as llama.cpp
+// does) using the scalar quantizers and dot products of ops/reference; otherwise
+// every product is exact in double over the dequantized weights.
+// near_ties (optional) counts the decisions that float noise could flip: an
+// activation within 2e-6 (relative) of a q8 rounding boundary, or a k-th/(k+1)-th
+// router score gap below 1e-6. Tests pick inputs with none, as the fixtures do.
 std::vector<float> forward(const Model& model, std::span<const int32_t> tokens,
-                           const ActivationRounding& round = {});
+                           bool round_activations = false, int64_t* near_ties = nullptr);
 
 }  // namespace moe::reference
