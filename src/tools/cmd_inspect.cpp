@@ -51,7 +51,7 @@ static void inspect(const std::string& path, bool tensors) {
   }
 }
 
-void register_inspect_command(CLI::App& app) {
+static void register_inspect_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("inspect", "Show a model's architecture, hyper-parameters, tensors "
                                             "and total vs active parameters");
   auto path = std::make_shared<std::string>();
@@ -60,5 +60,7 @@ void register_inspect_command(CLI::App& app) {
   cmd->add_flag("--no-tensors", *no_tensors, "Do not list tensors");
   cmd->callback([path, no_tensors] { inspect(*path, !*no_tensors); });
 }
+
+MOE_REGISTER_COMMAND(inspect, register_inspect_command);
 
 }  // namespace moe::tools

@@ -130,7 +130,7 @@ void logits_cmd(const std::string& model_path, const std::string& tokens, const 
 
 }  // namespace
 
-void register_run_commands(CLI::App& app) {
+static void register_run_commands(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   auto* run_cmd = app.add_subcommand("run", "Generate text from a prompt");
   run_cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
@@ -168,5 +168,7 @@ void register_run_commands(CLI::App& app) {
   lg->add_option("-b,--batch-size", *lb, "Tokens per forward pass");
   lg->callback([=] { logits_cmd(*lm, *lt, *lo, *lth, *lb); });
 }
+
+MOE_REGISTER_COMMAND(run, register_run_commands);
 
 }  // namespace moe::tools

@@ -11,7 +11,7 @@
 
 namespace moe::tools {
 
-void register_synth_command(CLI::App& app) {
+static void register_synth_command(CLI::App& app) {
   auto o = std::make_shared<SynthOptions>();
   auto out = std::make_shared<std::string>();
   auto type = std::make_shared<std::string>("f32");
@@ -53,5 +53,7 @@ void register_synth_command(CLI::App& app) {
                o->arch, o->n_layer, o->n_expert, o->n_expert_used, type_name(o->type), timer.seconds());
   });
 }
+
+MOE_REGISTER_COMMAND(synth, register_synth_command);
 
 }  // namespace moe::tools

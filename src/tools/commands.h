@@ -1,13 +1,19 @@
-// Subcommands of the `moe` program; each file registers its own on the CLI11 app.
+// Subcommands of the `moe` program. Each cmd_*.cpp registers its own subcommands
+// with a static MOE_REGISTER_COMMAND(fn) where fn(CLI::App&) adds them; main()
+// calls every registered function in name order, so adding a command needs no
+// edit elsewhere.
 #pragma once
 #include <CLI/CLI.hpp>
 
 namespace moe::tools {
-void register_run_commands(CLI::App& app);      // run, logits (cmd_run.cpp)
-void register_inspect_command(CLI::App& app);   // inspect (cmd_inspect.cpp)
-void register_synth_command(CLI::App& app);     // synth (cmd_synth.cpp)
+
+using RegisterFn = void (*)(CLI::App&);
+struct CommandRegistrar {
+  CommandRegistrar(const char* name, RegisterFn fn);
+};
+void register_all_commands(CLI::App& app);
+
 }  // namespace moe::tools
 
-#ifdef MOE_HAVE_TOKENIZE_CMD
-void register_tokenize_commands(CLI::App& app);  // tokenize, detokenize (tokenize_cmd.cpp)
-#endif
+#define MOE_REGISTER_COMMAND(name, fn) \
+  static ::moe::tools::CommandRegistrar moe_registrar_##name(#name, fn)

@@ -1,21 +1,37 @@
-// The `moe` command line: one program, one subcommand per job. Errors from the
-// library (moe::Error) are printed as one line on stderr with exit code 1.
+// The `moe` command line: one program, one subcommand per job (registered by the
+// cmd_*.cpp files). Errors from the library (moe::Error) are printed as one line
+// on stderr with exit code 1.
 #include <cstdio>
 #include <exception>
+#include <map>
+#include <string>
 
 #include "base/error.h"
 #include "tools/commands.h"
+
+namespace moe::tools {
+namespace {
+std::map<std::string, RegisterFn>& registry() {
+  static std::map<std::string, RegisterFn> r;
+  return r;
+}
+}  // namespace
+CommandRegistrar::CommandRegistrar(const char* name, RegisterFn fn) { registry()[name] = fn; }
+void register_all_commands(CLI::App& app) {
+  for (const auto& [name, fn] : registry()) fn(app);
+}
+}  // namespace moe::tools
+
+#ifdef MOE_HAVE_TOKENIZE_CMD
+void register_tokenize_commands(CLI::App& app);  // tokenize_cmd.cpp
+MOE_REGISTER_COMMAND(tokenize, register_tokenize_commands);
+#endif
 
 int main(int argc, char** argv) {
   CLI::App app{"moe: run sparse Mixture-of-Experts language models on the CPU", "moe"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "moe 0.1.0");
-  moe::tools::register_run_commands(app);
-  moe::tools::register_inspect_command(app);
-  moe::tools::register_synth_command(app);
-#ifdef MOE_HAVE_TOKENIZE_CMD
-  register_tokenize_commands(app);
-#endif
+  moe::tools::register_all_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
