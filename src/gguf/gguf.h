@@ -6,8 +6,9 @@
 // (tests, fuzzing). Every malformed input throws moe::Error whose message names
 // the file, the byte offset, what was expected and what was found.
 //
-// Writer: collects metadata and tensors and writes a v3 file with the chosen
-// alignment (general.alignment, default 32).
+// Writer: collects metadata and tensors and writes a v3 (or v2) file with the
+// chosen alignment (general.alignment, default 32). It validates its input with
+// the reader's rules, so what it writes always parses back exactly.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -80,6 +81,19 @@ struct Value {
   const std::string& as_string() const;
   const Array& as_array() const;
 };
+
+// Exact equality: same wire type, same variant alternative, same value; floats
+// compare bit for bit (so NaN == NaN with the same payload, and -0.0 != 0.0).
+bool operator==(const Value& a, const Value& b);
+bool operator==(const Array& a, const Array& b);
+
+// Limits the reader enforces on untrusted input; the writer enforces the same,
+// so it never writes a file the reader would reject.
+inline constexpr int kMaxArrayDepth = 8;                       // nesting levels of arrays
+inline constexpr uint64_t kMaxMetadataKvs = uint64_t{1} << 20;  // metadata entries
+inline constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 24;  // array elements in all
+inline constexpr uint64_t kMaxTensors = uint64_t{1} << 22;
+inline constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 62;  // also bounds element counts
 
 struct TensorInfo {
   std::string name;
