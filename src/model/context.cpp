@@ -42,8 +42,11 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
   const int64_t B = opts_.n_batch, E = c.n_embd;
   const int64_t qd = c.n_head * c.head_dim, kd = c.n_head_kv * c.head_dim;
   const int64_t vd = c.n_head_kv * c.head_dim_v, od = c.n_head * c.head_dim_v;
-  k_cache_.resize(static_cast<size_t>(c.n_layer * opts_.n_ctx * kd));
-  v_cache_.resize(static_cast<size_t>(c.n_layer * opts_.n_ctx * vd));
+  MOE_CHECK(opts_.n_seq > 0, "number of sequences must be positive (got {})", opts_.n_seq);
+  n_past_.assign(opts_.n_seq, 0);
+  const size_t cache_rows = static_cast<size_t>(c.n_layer * opts_.n_seq * opts_.n_ctx);
+  k_cache_.resize(cache_rows * kd);
+  v_cache_.resize(cache_rows * vd);
   const int64_t wide = std::max({E, qd, od, c.n_ff, c.n_ff_shexp});
   x_.resize(B * E);
   xn_.resize(B * E);
@@ -72,23 +75,63 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
 }
 
 void Context::eval(std::span<const int32_t> tokens, std::vector<float>& logits, bool all_logits) {
-  const ModelConfig& c = model_->cfg;
   const int64_t n = static_cast<int64_t>(tokens.size());
   MOE_CHECK(n > 0, "eval: no tokens");
-  if (n_past_ + n > opts_.n_ctx)
+  if (n_past_[0] + n > opts_.n_ctx)
     throw_error("context overflow: {} tokens in the cache + {} new > context size {} (raise -c)",
-                n_past_, n, opts_.n_ctx);
+                n_past_[0], n, opts_.n_ctx);
+  std::vector<BatchToken> batch(n);
   for (int64_t i = 0; i < n; ++i)
-    MOE_CHECK(tokens[i] >= 0 && tokens[i] < c.n_vocab,
-              "token id {} at index {} is out of range [0, {})", tokens[i], i, c.n_vocab);
-  logits.resize(static_cast<size_t>((all_logits ? n : 1) * c.n_vocab));
-  if (record_routing_) routing_.experts.assign(c.n_layer, {});
-  for (int64_t i = 0; i < n; i += opts_.n_batch) {
-    const int64_t m = std::min(opts_.n_batch, n - i);
-    const bool last = i + m == n;
-    float* out = all_logits ? logits.data() + i * c.n_vocab : (last ? logits.data() : nullptr);
-    eval_batch(tokens.subspan(i, m), out, all_logits);
+    batch[i] = {.token = tokens[i], .seq = 0, .pos = n_past_[0] + i, .logits = all_logits || i == n - 1};
+  decode(batch, logits);
+}
+
+void Context::decode(std::span<const BatchToken> batch, std::vector<float>& logits) {
+  const ModelConfig& c = model_->cfg;
+  const int64_t n = static_cast<int64_t>(batch.size());
+  MOE_CHECK(n > 0, "decode: empty batch");
+  // Validate the whole batch before touching the cache.
+  std::vector<int64_t> next(n_past_);
+  int64_t n_logits = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const BatchToken& b = batch[i];
+    MOE_CHECK(b.seq >= 0 && b.seq < opts_.n_seq, "batch token {}: sequence {} out of range [0, {})",
+              i, b.seq, opts_.n_seq);
+    MOE_CHECK(b.token >= 0 && b.token < c.n_vocab, "token id {} at index {} is out of range [0, {})",
+              b.token, i, c.n_vocab);
+    MOE_CHECK(b.pos == next[b.seq], "batch token {}: position {} of sequence {} does not continue it (expected {})",
+              i, b.pos, b.seq, next[b.seq]);
+    if (b.pos >= opts_.n_ctx)
+      throw_error("context overflow: sequence {} would reach {} tokens > context size {} (raise -c)",
+                  b.seq, b.pos + 1, opts_.n_ctx);
+    next[b.seq]++;
+    n_logits += b.logits;
   }
+  logits.resize(static_cast<size_t>(n_logits * c.n_vocab));
+  if (record_routing_) routing_.experts.assign(c.n_layer, {});
+  float* out = logits.data();
+  for (int64_t i = 0; i < n; i += opts_.n_batch) {
+    auto part = batch.subspan(i, std::min(opts_.n_batch, n - i));
+    forward(part, out);
+    for (const auto& b : part) {
+      n_past_[b.seq] = b.pos + 1;
+      out += b.logits ? c.n_vocab : 0;
+    }
+  }
+}
+
+void Context::truncate(int seq, int64_t n) {
+  MOE_CHECK(seq >= 0 && seq < opts_.n_seq, "sequence {} out of range", seq);
+  n_past_[seq] = std::clamp<int64_t>(n, 0, n_past_[seq]);
+}
+
+float* Context::k_at(int il, int seq, int64_t pos) {
+  const ModelConfig& c = model_->cfg;
+  return k_cache_.data() + ((il * opts_.n_seq + seq) * opts_.n_ctx + pos) * c.n_head_kv * c.head_dim;
+}
+float* Context::v_at(int il, int seq, int64_t pos) {
+  const ModelConfig& c = model_->cfg;
+  return v_cache_.data() + ((il * opts_.n_seq + seq) * opts_.n_ctx + pos) * c.n_head_kv * c.head_dim_v;
 }
 
 void Context::quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n,
@@ -112,18 +155,20 @@ void Context::linear(const Tensor& W, const float* X, int64_t T, float* Y, int64
   });
 }
 
-// Causal softmax attention of T new queries over the cache (positions 0..n_past+t).
-// q [T, n_head*head_dim] (rotated), out [T, n_head*head_dim_v]. Work items: (token, head).
-void Context::attention(int il, int64_t T, const float* q, float* out) {
+// Causal softmax attention of the batch's queries, each over its own sequence's
+// cache (positions 0..pos). q [T, n_head*head_dim] (rotated), out [T, n_head*head_dim_v].
+// Work items: (token, head).
+void Context::attention(int il, std::span<const BatchToken> batch, const float* q, float* out) {
   const ModelConfig& c = model_->cfg;
+  const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = c.n_head, D = c.head_dim, Dv = c.head_dim_v, g = c.n_head / c.n_head_kv;
   const int64_t kd = c.n_head_kv * D, vd = c.n_head_kv * Dv;
-  const float* kc = k_cache_.data() + il * opts_.n_ctx * kd;
-  const float* vc = v_cache_.data() + il * opts_.n_ctx * vd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   pool_.parallel_for(T * H, [&](int64_t item, int thread) {
     const int64_t t = item / H, h = item % H, hk = h / g;
-    const int64_t n_keys = n_past_ + t + 1;
+    const int64_t n_keys = batch[t].pos + 1;
+    const float* kc = k_at(il, batch[t].seq, 0);
+    const float* vc = v_at(il, batch[t].seq, 0);
     float* s = scores_.data() + static_cast<size_t>(thread) * opts_.n_ctx;
     const float* qh = q + t * H * D + h * D;
     for (int64_t j = 0; j < n_keys; ++j) s[j] = ops::dot_f32(qh, kc + j * kd + hk * D, D) * scale;

@@ -1,6 +1,8 @@
-// An inference context over a loaded model: KV cache for one sequence, scratch
-// buffers sized once for the largest batch, and the thread pool. eval() runs the
-// forward pass (model/forward.cpp) over a batch of tokens at the next positions.
+// An inference context over a loaded model: a KV cache with n_seq sequence slots,
+// scratch buffers sized once for the largest batch, and the thread pool.
+// decode() runs the forward pass (model/forward.cpp) over one batch that may mix
+// tokens of several sequences (continuous batching: every expert's weights are read
+// once per step for all the sequences routed to it); eval() is the one-sequence form.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -14,7 +16,8 @@
 namespace moe {
 
 struct ContextOptions {
-  int64_t n_ctx = 4096;   // KV cache length (tokens)
+  int64_t n_ctx = 4096;   // KV cache length per sequence (tokens)
+  int64_t n_seq = 1;      // sequence slots
   int64_t n_batch = 512;  // tokens per forward pass; longer inputs are split
   int n_threads = 0;      // 0: all hardware threads
 };
@@ -22,6 +25,16 @@ struct ContextOptions {
 // Per-layer routing record of the last eval (which experts each token used).
 struct RoutingRecord {
   std::vector<std::vector<int32_t>> experts;  // [n_layer][n_tokens * top_k]
+};
+
+// One token of a batch: its id, its sequence slot, its position in that sequence
+// (positions of a sequence are appended in order: pos == n_past(seq) + i), and
+// whether its logits are wanted.
+struct BatchToken {
+  int32_t token = 0;
+  int32_t seq = 0;
+  int64_t pos = 0;
+  bool logits = false;
 };
 
 class Context {
@@ -33,9 +46,17 @@ class Context {
   // Throws moe::Error if the context would overflow or a token id is out of range.
   void eval(std::span<const int32_t> tokens, std::vector<float>& logits, bool all_logits);
 
-  int64_t n_past() const { return n_past_; }
+  // Runs a batch of tokens of any sequences; logits [n_wanted, n_vocab] in batch
+  // order for the tokens with .logits set. Throws moe::Error for positions that do
+  // not continue their sequence, a full slot, or an out-of-range token id.
+  void decode(std::span<const BatchToken> batch, std::vector<float>& logits);
+
+  int64_t n_past(int seq = 0) const { return n_past_.at(seq); }
   int64_t n_ctx() const { return opts_.n_ctx; }
-  void reset() { n_past_ = 0; }
+  int64_t n_seq() const { return opts_.n_seq; }
+  void reset() { std::fill(n_past_.begin(), n_past_.end(), 0); }
+  // Keeps the first n positions of a sequence (prefix reuse) and drops the rest.
+  void truncate(int seq, int64_t n);
   const Model& model() const { return *model_; }
   ThreadPool& pool() { return pool_; }
 
@@ -47,22 +68,25 @@ class Context {
 
  private:
   friend struct Forward;
-  void eval_batch(std::span<const int32_t> tokens, float* logits, bool all_logits);
+  // The forward pass over at most n_batch tokens; logits for tokens with .logits.
+  void forward(std::span<const BatchToken> batch, float* logits);
 
   // Y[T, n_out] = X[T, n_in] . W^T  for expert slice `expert` of W (0 for 2-D).
   void linear(const Tensor& W, const float* X, int64_t T, float* Y, int64_t expert = 0);
   void quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n, uint8_t* dst);
 
-  void attention(int il, int64_t T, const float* q, float* out);
+  void attention(int il, std::span<const BatchToken> batch, const float* q, float* out);
+  float* k_at(int il, int seq, int64_t pos);  // KV cache rows
+  float* v_at(int il, int seq, int64_t pos);
   void moe_ffn(int il, const float* x, int64_t T, float* out);
   void expert_matmul(const LayerWeights& L, int64_t T);
 
   std::shared_ptr<const Model> model_;
   ContextOptions opts_;
   ThreadPool pool_;
-  int64_t n_past_ = 0;
+  std::vector<int64_t> n_past_;  // [n_seq]
 
-  // KV cache, f32: [n_layer][n_ctx][n_head_kv * head_dim]
+  // KV cache, f32: [n_layer][n_seq][n_ctx][n_head_kv * head_dim]
   std::vector<float> k_cache_, v_cache_;
 
   // Scratch, sized for n_batch tokens at construction.

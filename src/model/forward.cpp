@@ -6,7 +6,7 @@
 //   x = token_embd[tokens]                                  [T, n_embd]
 //   per layer:  x += attn(rms_norm(x) * attn_norm)
 //               x += ffn(rms_norm(x) * ffn_norm)            (dense SwiGLU or MoE)
-//   logits = output . (rms_norm(x) * output_norm)           [T or 1, n_vocab]
+//   logits = output . (rms_norm(x) * output_norm)           [wanted rows, n_vocab]
 #include <algorithm>
 
 #include "model/context.h"
@@ -15,10 +15,10 @@
 
 namespace moe {
 
-void Context::eval_batch(std::span<const int32_t> tokens, float* logits, bool all_logits) {
+void Context::forward(std::span<const BatchToken> batch, float* logits) {
   const Model& m = *model_;
   const ModelConfig& c = m.cfg;
-  const int64_t T = static_cast<int64_t>(tokens.size());
+  const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t E = c.n_embd, H = c.n_head, Hkv = c.n_head_kv, D = c.head_dim;
   const int64_t Dv = c.head_dim_v, R = c.n_rot;
   const int64_t qd = H * D, kd = Hkv * D, vd = Hkv * Dv;
@@ -29,8 +29,8 @@ void Context::eval_batch(std::span<const int32_t> tokens, float* logits, bool al
   float* v = v_.data();    // [T, n_head_kv * head_dim_v]
 
   for (int64_t t = 0; t < T; ++t)
-    ops::dequantize_row(m.tok_embd.type, m.tok_embd.row(tokens[t]), x + t * E, E);
-  for (int64_t t = 0; t < T; ++t) ops::rope_cache(rope_cs_.data() + t * R, n_past_ + t, R, c.rope_base);
+    ops::dequantize_row(m.tok_embd.type, m.tok_embd.row(batch[t].token), x + t * E, E);
+  for (int64_t t = 0; t < T; ++t) ops::rope_cache(rope_cs_.data() + t * R, batch[t].pos, R, c.rope_base);
 
   for (int il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = m.layers[il];
@@ -61,12 +61,11 @@ void Context::eval_batch(std::span<const int32_t> tokens, float* logits, bool al
       const bool neox = c.rope_type == RopeType::neox;
       for (int64_t h = 0; h < H; ++h) ops::rope_apply(qt + h * D, cs, R, neox);
       for (int64_t h = 0; h < Hkv; ++h) ops::rope_apply(kt + h * D, cs, R, neox);
-      // append to the KV cache at position n_past + t
-      const int64_t pos = n_past_ + t;
-      std::copy(kt, kt + kd, k_cache_.data() + (il * opts_.n_ctx + pos) * kd);
-      std::copy(v + t * vd, v + (t + 1) * vd, v_cache_.data() + (il * opts_.n_ctx + pos) * vd);
+      // append to the sequence's KV cache at its position
+      std::copy(kt, kt + kd, k_at(il, batch[t].seq, batch[t].pos));
+      std::copy(v + t * vd, v + (t + 1) * vd, v_at(il, batch[t].seq, batch[t].pos));
     }
-    attention(il, T, q, attn_.data());
+    attention(il, batch, q, attn_.data());
     linear(L.wo, attn_.data(), T, tmp_.data());
     for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, tmp_.data() + t * E, x + t * E, E);
 
@@ -87,14 +86,11 @@ void Context::eval_batch(std::span<const int32_t> tokens, float* logits, bool al
     for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, f + t * E, x + t * E, E);
   }
 
-  n_past_ += T;
-  if (!logits) return;
-  // Final norm and lm_head over all rows, or the last one.
-  const int64_t first = all_logits ? 0 : T - 1;
-  const int64_t n_out = T - first;
-  for (int64_t t = first; t < T; ++t)
-    ops::rms_norm(x + t * E, m.output_norm.f32(), xn + (t - first) * E, E, c.rms_eps);
-  linear(m.output, xn, n_out, logits);
+  // Final norm and lm_head over the rows whose logits are wanted.
+  int64_t n_out = 0;
+  for (int64_t t = 0; t < T; ++t)
+    if (batch[t].logits) ops::rms_norm(x + t * E, m.output_norm.f32(), xn + n_out++ * E, E, c.rms_eps);
+  if (n_out > 0) linear(m.output, xn, n_out, logits);
 }
 
 }  // namespace moe

@@ -108,7 +108,11 @@ void run(const RunOptions& o) {
     const int32_t one[1] = {id};
     ctx.eval(one, logits, false);
   }
+#ifdef MOE_HAVE_TOKENIZER
+  if (!o.ids_only) fmt::print("{}", dec.flush());
+#endif
   fmt::print("\n");
+  std::fflush(stdout);
   const double tg = t_tg.seconds();
   MOE_LOG_INFO("prompt: {} tokens in {:.3f} s ({:.1f} tok/s); generated: {} tokens in {:.3f} s ({:.1f} tok/s); threads {}",
                prompt.size(), pp, prompt.size() / pp, generated, tg, generated / tg, ctx.pool().size());

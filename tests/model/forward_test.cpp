@@ -218,3 +218,51 @@ TEST(Forward, ThreadCountDoesNotChangeLogits) {
 
 }  // namespace
 }  // namespace moe
+
+namespace moe {
+namespace {
+
+// Continuous batching: sequences decoded together in one batch give the logits
+// each gives alone, and truncate() rewinds a sequence for prefix reuse.
+TEST(Forward, MultiSequenceBatchEqualsSeparateRuns) {
+  auto model = load_model(test::synth(small({"qwen3moe", GgmlType::Q8_0}), "multiseq"));
+  const int64_t V = model->cfg.n_vocab;
+  auto a = test::random_tokens(6, V, 21), b = test::random_tokens(4, V, 22);
+  std::vector<float> la, lb;
+  Context solo(model, {.n_ctx = 16, .n_threads = 2});
+  solo.eval(a, la, true);
+  solo.reset();
+  solo.eval(b, lb, true);
+
+  Context ctx(model, {.n_ctx = 16, .n_seq = 3, .n_threads = 2});
+  // Step 1: the first 3 tokens of a (seq 2) and all of b (seq 0) in one batch.
+  std::vector<BatchToken> batch;
+  for (int i = 0; i < 3; ++i) batch.push_back({a[i], 2, i, true});
+  for (int i = 0; i < 4; ++i) batch.push_back({b[i], 0, i, true});
+  std::vector<float> out;
+  ctx.decode(batch, out);
+  ASSERT_EQ(out.size(), static_cast<size_t>(7 * V));
+  auto row = [&](const std::vector<float>& v, int r) { return std::span<const float>(v).subspan(r * V, V); };
+  for (int i = 0; i < 3; ++i) EXPECT_LE(test::max_row_rel_err(row(out, i), row(la, i), V), 1e-6);
+  for (int i = 0; i < 4; ++i) EXPECT_LE(test::max_row_rel_err(row(out, 3 + i), row(lb, i), V), 1e-6);
+  // Step 2: the rest of a, one token at a time, with logits only for the last.
+  for (int i = 3; i < 6; ++i) {
+    std::vector<BatchToken> one = {{a[i], 2, i, i == 5}};
+    ctx.decode(one, out);
+  }
+  EXPECT_LE(test::max_row_rel_err(out, row(la, 5), V), 1e-6);
+  EXPECT_EQ(ctx.n_past(2), 6);
+  EXPECT_EQ(ctx.n_past(1), 0);
+  // A position that does not continue its sequence is an error.
+  std::vector<BatchToken> gap = {{a[0], 1, 5, true}};
+  EXPECT_THROW(ctx.decode(gap, out), Error);
+  // Prefix reuse: keep 2 tokens of seq 2, then re-feed a[2..5].
+  ctx.truncate(2, 2);
+  std::vector<BatchToken> rest;
+  for (int i = 2; i < 6; ++i) rest.push_back({a[i], 2, i, i == 5});
+  ctx.decode(rest, out);
+  EXPECT_LE(test::max_row_rel_err(out, row(la, 5), V), 1e-6);
+}
+
+}  // namespace
+}  // namespace moe
