@@ -95,7 +95,12 @@ struct ChatMessage {
 // Renders a Hugging Face chat template. `messages` is an array of objects;
 // `extra` adds variables (bos_token, eos_token, tools, enable_thinking, ...).
 // Throws moe::Error for template errors, naming the construct and line:column.
+// Prefer the ordered_json overload: `tojson` then keeps the caller's key order
+// (Python dicts keep insertion order; nlohmann::json sorts keys).
 std::string render_chat(const std::string& template_src, const nlohmann::json& messages,
                         bool add_generation_prompt, const nlohmann::json& extra = nlohmann::json::object());
+std::string render_chat(const std::string& template_src, const nlohmann::ordered_json& messages,
+                        bool add_generation_prompt,
+                        const nlohmann::ordered_json& extra = nlohmann::ordered_json::object());
 
 }  // namespace moe

@@ -1,0 +1,397 @@
+// Tree-walking evaluator for the Jinja subset. Scopes: the template's globals,
+// one child scope per for-loop (as Jinja: assignments inside a loop do not leak
+// out) and per macro call. Lists, dicts and namespaces are shared references.
+#include <cmath>
+#include <unordered_map>
+
+#include "base/error.h"
+#include "tokenizer/jinja.h"
+#include "tokenizer/jinja_eval.h"
+
+namespace moe::jinja {
+
+void ErrorCtx::fail(const std::string& what, size_t pos) const {
+  throw_error("chat template: {} at {}", what, where(src, pos));
+}
+
+namespace {
+
+struct Scope {
+  std::unordered_map<std::string, Value> vars;
+  std::shared_ptr<Scope> parent;
+  const Value* find(const std::string& k) const {
+    for (const Scope* s = this; s; s = s->parent.get()) {
+      auto it = s->vars.find(k);
+      if (it != s->vars.end()) return &it->second;
+    }
+    return nullptr;
+  }
+};
+using ScopePtr = std::shared_ptr<Scope>;
+
+class Evaluator {
+ public:
+  explicit Evaluator(const std::string& src) : ec_{src} {}
+
+  enum class Flow { Normal, Break, Continue };
+
+  Flow exec(const Node& n, const ScopePtr& sc, std::string& out) {
+    switch (n.kind) {
+      case Node::Block:
+        for (const auto& c : n.c) {
+          Flow f = exec(*c, sc, out);
+          if (f != Flow::Normal) return f;
+        }
+        return Flow::Normal;
+      case Node::Text: out += n.s; return Flow::Normal;
+      case Node::Output: out += eval(*n.c[0], sc).to_string(); return Flow::Normal;
+      case Node::If:
+        if (eval(*n.c[0], sc).truthy()) return exec(*n.c[1], sc, out);
+        if (!n.extra.empty()) return exec(*n.extra[0], sc, out);
+        return Flow::Normal;
+      case Node::For: return exec_for(n, sc, out);
+      case Node::Set: {
+        Value v = eval(*n.c[1], sc);
+        const Node& t = *n.c[0];
+        if (!n.names.empty()) {
+          if (v.kind != Value::List || v.arr->size() != n.names.size())
+            ec_.fail(fmt::format("cannot unpack {} into {} names", v.type_name(), n.names.size()), n.pos);
+          for (size_t k = 0; k < n.names.size(); ++k) sc->vars[n.names[k]] = (*v.arr)[k];
+        } else if (t.kind == Node::Name) {
+          sc->vars[t.s] = std::move(v);
+        } else {
+          Value obj = eval(*t.c[0], sc);
+          if (obj.kind != Value::Dict) ec_.fail(fmt::format("cannot set attribute '{}' on {}", t.s, obj.type_name()), n.pos);
+          obj.set(t.s, std::move(v));
+        }
+        return Flow::Normal;
+      }
+      case Node::SetBlock: {
+        std::string body;
+        exec(*n.c[1], sc, body);
+        sc->vars[n.c[0]->s] = Value::str(std::move(body));
+        return Flow::Normal;
+      }
+      case Node::Macro: {
+        Value fn;
+        fn.kind = Value::Func;
+        fn.fn = std::make_shared<Callable>();
+        const Node* def = &n;
+        ScopePtr defscope = sc;
+        fn.fn->call = [this, def, defscope](const Args& a) {
+          auto ms = std::make_shared<Scope>();
+          ms->parent = defscope;
+          for (size_t k = 0; k < def->names.size(); ++k) {
+            const Value* v = a.at(k, def->names[k]);
+            if (v) ms->vars[def->names[k]] = *v;
+            else if (def->extra[k]) ms->vars[def->names[k]] = eval(*def->extra[k], ms);
+            else ms->vars[def->names[k]] = Value();
+          }
+          std::string body;
+          exec(*def->c[0], ms, body);
+          return Value::str(std::move(body));
+        };
+        sc->vars[n.s] = fn;
+        return Flow::Normal;
+      }
+      case Node::Break: return Flow::Break;
+      case Node::Continue: return Flow::Continue;
+      default: ec_.fail("internal: expression used as statement", n.pos);
+    }
+  }
+
+  Flow exec_for(const Node& n, const ScopePtr& sc, std::string& out) {
+    Value it = eval(*n.c[0], sc);
+    Array items;
+    if (it.kind == Value::List) items = *it.arr;
+    else if (it.kind == Value::Dict) for (const auto& [k, v] : *it.obj) items.push_back(Value::str(k));
+    else if (it.kind == Value::String) {
+      for (size_t k = 0; k < it.s.size();) {
+        size_t len = 1;
+        auto c = static_cast<unsigned char>(it.s[k]);
+        if (c >= 0xF0) len = 4; else if (c >= 0xE0) len = 3; else if (c >= 0xC0) len = 2;
+        items.push_back(Value::str(it.s.substr(k, len)));
+        k += len;
+      }
+    } else if (it.kind != Value::Undefined && it.kind != Value::None) {
+      ec_.fail(fmt::format("cannot iterate over {}", it.type_name()), n.pos);
+    }
+    auto ls = std::make_shared<Scope>();
+    ls->parent = sc;
+    // The optional `if` filter applies before loop.* is computed.
+    if (n.c[1]) {
+      Array kept;
+      for (auto& v : items) {
+        bind_targets(n, v, *ls);
+        if (eval(*n.c[1], ls).truthy()) kept.push_back(v);
+      }
+      items.swap(kept);
+    }
+    if (items.empty()) {
+      if (!n.extra.empty()) return exec(*n.extra[0], sc, out);
+      return Flow::Normal;
+    }
+    size_t len = items.size();
+    for (size_t k = 0; k < len; ++k) {
+      bind_targets(n, items[k], *ls);
+      Value loop = Value::dict();
+      loop.set("index", Value::integer(static_cast<int64_t>(k + 1)));
+      loop.set("index0", Value::integer(static_cast<int64_t>(k)));
+      loop.set("revindex", Value::integer(static_cast<int64_t>(len - k)));
+      loop.set("revindex0", Value::integer(static_cast<int64_t>(len - k - 1)));
+      loop.set("first", Value::boolean(k == 0));
+      loop.set("last", Value::boolean(k + 1 == len));
+      loop.set("length", Value::integer(static_cast<int64_t>(len)));
+      loop.set("previtem", k > 0 ? items[k - 1] : Value());
+      loop.set("nextitem", k + 1 < len ? items[k + 1] : Value());
+      ls->vars["loop"] = loop;
+      Flow f = exec(*n.c[2], ls, out);
+      if (f == Flow::Break) break;
+    }
+    return Flow::Normal;
+  }
+
+  void bind_targets(const Node& n, const Value& v, Scope& ls) {
+    if (n.names.size() == 1) { ls.vars[n.names[0]] = v; return; }
+    if (v.kind != Value::List || v.arr->size() != n.names.size())
+      ec_.fail(fmt::format("cannot unpack {} into {} loop variables", v.type_name(), n.names.size()), n.pos);
+    for (size_t k = 0; k < n.names.size(); ++k) ls.vars[n.names[k]] = (*v.arr)[k];
+  }
+
+  Args eval_args(const Node& n, size_t first, const ScopePtr& sc) {
+    Args a;
+    for (size_t k = first; k < n.c.size(); ++k) a.pos.push_back(eval(*n.c[k], sc));
+    for (size_t k = 0; k < n.names.size(); ++k) a.kw.emplace_back(n.names[k], eval(*n.extra[k], sc));
+    return a;
+  }
+
+  static int64_t norm_index(int64_t i, size_t size) { return i < 0 ? i + static_cast<int64_t>(size) : i; }
+
+  Value eval(const Node& n, const ScopePtr& sc) {
+    switch (n.kind) {
+      case Node::Literal: return n.lit;
+      case Node::Name: {
+        const Value* v = sc->find(n.s);
+        return v ? *v : Value();
+      }
+      case Node::Attr: {
+        Value o = eval(*n.c[0], sc);
+        if (o.kind == Value::Dict) {
+          const Value* v = o.get(n.s);
+          return v ? *v : Value();
+        }
+        if (o.kind == Value::List && !n.s.empty() && std::isdigit(static_cast<unsigned char>(n.s[0]))) {
+          int64_t i = std::stoll(n.s);
+          return i < static_cast<int64_t>(o.arr->size()) ? (*o.arr)[static_cast<size_t>(i)] : Value();
+        }
+        return Value();
+      }
+      case Node::Index: {
+        Value o = eval(*n.c[0], sc);
+        Value k = eval(*n.c[1], sc);
+        if (o.kind == Value::Dict) {
+          if (k.kind != Value::String) return Value();
+          const Value* v = o.get(k.s);
+          return v ? *v : Value();
+        }
+        if ((o.kind == Value::List || o.kind == Value::String) && k.kind == Value::Int) {
+          size_t size = o.kind == Value::List ? o.arr->size() : o.s.size();
+          int64_t i = norm_index(k.i, size);
+          if (i < 0 || i >= static_cast<int64_t>(size)) return Value();
+          return o.kind == Value::List ? (*o.arr)[static_cast<size_t>(i)] : Value::str(o.s.substr(static_cast<size_t>(i), 1));
+        }
+        if (o.kind == Value::Undefined || o.kind == Value::None) return Value();
+        ec_.fail(fmt::format("cannot index {} with {}", o.type_name(), k.type_name()), n.pos);
+      }
+      case Node::Slice: return eval_slice(n, sc);
+      case Node::Call: {
+        const Node& callee = *n.c[0];
+        Args a = eval_args(n, 1, sc);
+        if (callee.kind == Node::Attr) {
+          Value o = eval(*callee.c[0], sc);
+          if (o.kind == Value::Dict) {
+            const Value* f = o.get(callee.s);
+            if (f && f->kind == Value::Func) return f->fn->call(a);
+          }
+          bool found = true;
+          Value r = call_method(o, callee.s, a, ec_, n.pos, &found);
+          if (found) return r;
+          ec_.fail(fmt::format("unsupported method '{}' on {}", callee.s, o.type_name()), n.pos);
+        }
+        Value f = eval(callee, sc);
+        if (f.kind != Value::Func) {
+          std::string nm = callee.kind == Node::Name ? "'" + callee.s + "'" : "expression";
+          ec_.fail(fmt::format("{} is not callable ({})", nm, f.type_name()), n.pos);
+        }
+        return f.fn->call(a);
+      }
+      case Node::Filter: {
+        Value v = eval(*n.c[0], sc);
+        Args a = eval_args(n, 1, sc);
+        return apply_filter(n.s, v, a, ec_, n.pos);
+      }
+      case Node::Test: {
+        Value v = eval(*n.c[0], sc);
+        Args a = eval_args(n, 1, sc);
+        return Value::boolean(apply_test(n.s, v, a, ec_, n.pos) != n.negate);
+      }
+      case Node::Unary: {
+        Value v = eval(*n.c[0], sc);
+        if (n.s == "not") return Value::boolean(!v.truthy());
+        if (n.s == "-") {
+          if (v.kind == Value::Int) return Value::integer(-v.i);
+          if (v.kind == Value::Float) return Value::number(-v.f);
+          ec_.fail(fmt::format("cannot negate {}", v.type_name()), n.pos);
+        }
+        return v;
+      }
+      case Node::Binary: return eval_binary(n, sc);
+      case Node::Ternary: return eval(*n.c[0], sc).truthy() ? eval(*n.c[1], sc) : eval(*n.c[2], sc);
+      case Node::ListLit: {
+        Array a;
+        for (const auto& c : n.c) a.push_back(eval(*c, sc));
+        return Value::list(std::move(a));
+      }
+      case Node::DictLit: {
+        Value d = Value::dict();
+        for (size_t k = 0; k + 1 < n.c.size(); k += 2) {
+          Value key = eval(*n.c[k], sc);
+          if (key.kind != Value::String) ec_.fail("dict keys must be strings", n.c[k]->pos);
+          d.set(key.s, eval(*n.c[k + 1], sc));
+        }
+        return d;
+      }
+      default: ec_.fail("internal: statement used as expression", n.pos);
+    }
+  }
+
+  Value eval_slice(const Node& n, const ScopePtr& sc) {
+    Value o = eval(*n.c[0], sc);
+    auto opt = [&](const NodePtr& p, bool* has) -> int64_t {
+      *has = false;
+      if (!p) return 0;
+      Value v = eval(*p, sc);
+      if (v.kind == Value::None || v.kind == Value::Undefined) return 0;
+      if (v.kind != Value::Int) ec_.fail("slice bounds must be integers", p->pos);
+      *has = true;
+      return v.i;
+    };
+    bool hs, he, hst;
+    int64_t start = opt(n.c[1], &hs), stop = opt(n.c[2], &he), step = opt(n.c[3], &hst);
+    if (!hst) step = 1;
+    if (step == 0) ec_.fail("slice step cannot be zero", n.pos);
+    if (o.kind != Value::List && o.kind != Value::String) {
+      if (o.kind == Value::Undefined || o.kind == Value::None) return Value();
+      ec_.fail(fmt::format("cannot slice {}", o.type_name()), n.pos);
+    }
+    int64_t size = static_cast<int64_t>(o.kind == Value::List ? o.arr->size() : o.s.size());
+    auto clamp = [&](int64_t v, bool has, int64_t def) {
+      if (!has) return def;
+      if (v < 0) v += size;
+      if (step > 0) return std::clamp<int64_t>(v, 0, size);
+      return std::clamp<int64_t>(v, -1, size - 1);
+    };
+    int64_t b = clamp(start, hs, step > 0 ? 0 : size - 1);
+    int64_t e = clamp(stop, he, step > 0 ? size : -1);
+    if (o.kind == Value::List) {
+      Array out;
+      for (int64_t k = b; step > 0 ? k < e : k > e; k += step) out.push_back((*o.arr)[static_cast<size_t>(k)]);
+      return Value::list(std::move(out));
+    }
+    std::string out;
+    for (int64_t k = b; step > 0 ? k < e : k > e; k += step) out += o.s[static_cast<size_t>(k)];
+    return Value::str(out);
+  }
+
+  Value eval_binary(const Node& n, const ScopePtr& sc) {
+    const std::string& op = n.s;
+    if (op == "and") {
+      Value a = eval(*n.c[0], sc);
+      return a.truthy() ? eval(*n.c[1], sc) : a;
+    }
+    if (op == "or") {
+      Value a = eval(*n.c[0], sc);
+      return a.truthy() ? a : eval(*n.c[1], sc);
+    }
+    Value a = eval(*n.c[0], sc), b = eval(*n.c[1], sc);
+    if (op == "~") return Value::str(a.to_string() + b.to_string());
+    if (op == "==") return Value::boolean(values_equal(a, b));
+    if (op == "!=") return Value::boolean(!values_equal(a, b));
+    if (op == "in" || op == "not in") {
+      bool r = false;
+      if (b.kind == Value::String && a.kind == Value::String) r = b.s.find(a.s) != std::string::npos;
+      else if (b.kind == Value::List) for (const auto& x : *b.arr) r = r || values_equal(a, x);
+      else if (b.kind == Value::Dict) r = a.kind == Value::String && b.get(a.s) != nullptr;
+      else if (b.kind == Value::Undefined || b.kind == Value::None) r = false;
+      else ec_.fail(fmt::format("'in' needs a string, list or dict on the right, got {}", b.type_name()), n.pos);
+      return Value::boolean(op == "in" ? r : !r);
+    }
+    if (op == "<" || op == ">" || op == "<=" || op == ">=") {
+      int c;
+      if (a.is_number() && b.is_number()) c = a.as_double() < b.as_double() ? -1 : a.as_double() > b.as_double() ? 1 : 0;
+      else if (a.kind == Value::String && b.kind == Value::String) c = a.s.compare(b.s);
+      else ec_.fail(fmt::format("cannot compare {} with {}", a.type_name(), b.type_name()), n.pos);
+      return Value::boolean(op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
+    }
+    if (op == "+") {
+      if (a.kind == Value::List && b.kind == Value::List) {
+        Array r = *a.arr;
+        r.insert(r.end(), b.arr->begin(), b.arr->end());
+        return Value::list(std::move(r));
+      }
+      if (a.kind == Value::String || b.kind == Value::String) {
+        if (a.kind == Value::Undefined || b.kind == Value::Undefined || a.kind == Value::String || b.kind == Value::String)
+          return Value::str(a.to_string() + b.to_string());
+      }
+    }
+    if (op == "*" && a.kind == Value::String && b.kind == Value::Int) {
+      std::string r;
+      for (int64_t k = 0; k < b.i; ++k) r += a.s;
+      return Value::str(r);
+    }
+    if (!a.is_number() || !b.is_number())
+      ec_.fail(fmt::format("operator '{}' is not supported for {} and {}", op, a.type_name(), b.type_name()), n.pos);
+    bool ints = a.kind == Value::Int && b.kind == Value::Int;
+    double x = a.as_double(), y = b.as_double();
+    if (op == "+") return ints ? Value::integer(a.i + b.i) : Value::number(x + y);
+    if (op == "-") return ints ? Value::integer(a.i - b.i) : Value::number(x - y);
+    if (op == "*") return ints ? Value::integer(a.i * b.i) : Value::number(x * y);
+    if (op == "/") {
+      if (y == 0) ec_.fail("division by zero", n.pos);
+      return Value::number(x / y);
+    }
+    if (op == "//" || op == "%") {
+      if (y == 0) ec_.fail("division by zero", n.pos);
+      if (ints) {
+        int64_t q = a.i / b.i;
+        if ((a.i % b.i != 0) && ((a.i < 0) != (b.i < 0))) --q;
+        return op == "//" ? Value::integer(q) : Value::integer(a.i - q * b.i);
+      }
+      double q = std::floor(x / y);
+      return op == "//" ? Value::number(q) : Value::number(x - q * y);
+    }
+    if (op == "**") return ints && b.i >= 0 ? Value::integer(static_cast<int64_t>(std::pow(x, y))) : Value::number(std::pow(x, y));
+    ec_.fail(fmt::format("unsupported operator '{}'", op), n.pos);
+  }
+
+  ErrorCtx ec_;
+};
+
+}  // namespace
+
+std::string render(const Node& program, const std::string& preprocessed, Value vars) {
+  Evaluator ev(preprocessed);
+  auto globals = std::make_shared<Scope>();
+  Value g = Value::dict();
+  add_globals(g);
+  for (auto& [k, v] : *g.obj) globals->vars[k] = v;
+  if (vars.kind == Value::Dict)
+    for (auto& [k, v] : *vars.obj) globals->vars[k] = v;
+  auto top = std::make_shared<Scope>();
+  top->parent = globals;
+  std::string out;
+  ev.exec(program, top, out);
+  return out;
+}
+
+}  // namespace moe::jinja
