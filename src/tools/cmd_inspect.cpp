@@ -10,11 +10,35 @@
 
 namespace moe::tools {
 
-static void inspect(const std::string& path, bool tensors) {
+// One line per metadata value; arrays show their length and first items.
+static std::string show(const gguf::Value& v) {
+  switch (v.type) {
+    case gguf::ValueType::STRING: {
+      std::string s = v.as_string();
+      if (s.size() > 80) s = s.substr(0, 77) + "...";
+      for (auto& c : s) if (c == '\n') c = ' ';
+      return "\"" + s + "\"";
+    }
+    case gguf::ValueType::ARRAY: {
+      const auto& a = v.as_array();
+      std::string out = fmt::format("[{} x {}]", a.items.size(), gguf::value_type_name(a.elem_type));
+      for (size_t i = 0; i < a.items.size() && i < 4; ++i) out += " " + show(a.items[i]);
+      return out + (a.items.size() > 4 ? " ..." : "");
+    }
+    case gguf::ValueType::BOOL: return std::get<bool>(v.v) ? "true" : "false";
+    case gguf::ValueType::FLOAT32:
+    case gguf::ValueType::FLOAT64: return fmt::format("{}", v.as_float());
+    default: return fmt::format("{}", v.as_int());
+  }
+}
+
+static void inspect(const std::string& path, bool tensors, bool metadata) {
   auto file = std::make_shared<const gguf::File>(gguf::File::open(path));
   fmt::print("file: {} ({:.2f} MB, GGUF v{}, {} tensors, {} metadata keys)\n", path,
              file->file_size() / 1e6, file->version(), file->tensors().size(),
              file->metadata().size());
+  if (metadata)
+    for (const auto& [k, v] : file->metadata()) fmt::print("  {} = {}\n", k, show(v));
   auto model = load_model(file);
   const ModelConfig& c = model->cfg;
   fmt::print("architecture: {}\n", c.arch);
@@ -56,9 +80,11 @@ static void register_inspect_command(CLI::App& app) {
                                             "and total vs active parameters");
   auto path = std::make_shared<std::string>();
   auto no_tensors = std::make_shared<bool>(false);
+  auto metadata = std::make_shared<bool>(false);
   cmd->add_option("model", *path, "GGUF model file")->required();
   cmd->add_flag("--no-tensors", *no_tensors, "Do not list tensors");
-  cmd->callback([path, no_tensors] { inspect(*path, !*no_tensors); });
+  cmd->add_flag("--metadata", *metadata, "Print every metadata key and value first");
+  cmd->callback([path, no_tensors, metadata] { inspect(*path, !*no_tensors, *metadata); });
 }
 
 MOE_REGISTER_COMMAND(inspect, register_inspect_command);
