@@ -10,7 +10,9 @@
 
 namespace moe {
 
-const char* supported_architectures() { return "llama, qwen3, qwen3moe, olmoe, qwen2moe"; }
+const char* supported_architectures() {
+  return "llama, qwen3, qwen3moe, olmoe, qwen2moe, deepseek2, gpt-oss";
+}
 
 namespace {
 
@@ -30,6 +32,8 @@ constexpr ArchFlags kArchs[] = {
     {"qwen3moe", RopeType::neox, QkNorm::per_head, false, true, false},
     {"olmoe", RopeType::neox, QkNorm::full, false, false, false},
     {"qwen2moe", RopeType::neox, QkNorm::none, true, false, true},
+    {"deepseek2", RopeType::norm, QkNorm::none, false, false, false},
+    {"gpt-oss", RopeType::neox, QkNorm::none, true, false, false},
 };
 
 }  // namespace
@@ -91,6 +95,62 @@ ModelConfig config_from_gguf(const gguf::File& f) {
   if (c.n_vocab == 0) {
     if (const auto* t = f.tensor("token_embd.weight")) c.n_vocab = t->ne[1];
   }
+
+  if (c.arch == "gpt-oss") {
+    c.attn_out_bias = c.attn_sinks = true;
+    c.n_swa = opt("attention.sliding_window", 0);
+    c.gating = Gating::softmax_selected;
+    c.router_bias = c.expert_bias = true;
+    c.ffn_act = FfnAct::swiglu_clamped;
+    c.ffn_norm_post_attention = true;
+  }
+  if (c.arch == "deepseek2") {
+    c.attn = AttnKind::mla;
+    c.q_lora_rank = opt("attention.q_lora_rank", 0);
+    c.kv_lora_rank = req("attention.kv_lora_rank");
+    // Current GGUFs store the absorbed layout: key_length = kv_lora_rank + rope dims,
+    // with the per-head sizes under key_length_mla / value_length_mla.
+    const int64_t k_mla = opt("attention.key_length_mla", c.head_dim);
+    c.v_head = opt("attention.value_length_mla", c.head_dim_v);
+    c.qk_nope = k_mla - c.n_rot;
+    c.head_dim = k_mla;  // q/k per head: nope + rope
+    c.head_dim_v = c.v_head;
+    c.n_head_kv = c.n_head;
+    MOE_CHECK(c.qk_nope > 0 && c.kv_lora_rank > 0 && c.v_head > 0,
+              "{}: inconsistent MLA sizes: key_length_mla {} rope {} kv_lora_rank {} value_length_mla {}",
+              f.path(), k_mla, c.n_rot, c.kv_lora_rank, c.v_head);
+    c.n_dense_lead = opt("leading_dense_block_count", 0);
+    const int64_t gating = opt("expert_gating_func", 1);
+    MOE_CHECK(gating == 1 || gating == 2, "{}: {} = {} (expected 1 softmax or 2 sigmoid)", f.path(),
+              key("expert_gating_func"), gating);
+    c.gating = gating == 2 ? Gating::sigmoid : Gating::softmax;
+    const int64_t n_shared = opt("expert_shared_count", 0);
+    c.n_ff_shexp = n_shared * c.n_ff_exp;
+    c.n_group = opt("expert_group_count", 1);
+    c.n_group_used = opt("expert_group_used_count", c.n_group);
+    if (c.n_group <= 0) c.n_group = c.n_group_used = 1;
+    MOE_CHECK(c.n_expert % c.n_group == 0 && c.n_group_used >= 1 && c.n_group_used <= c.n_group &&
+                  c.n_expert_used <= c.n_group_used * (c.n_expert / c.n_group),
+              "{}: expert groups {} (use {}) do not fit {} experts with top-{}", f.path(), c.n_group,
+              c.n_group_used, c.n_expert, c.n_expert_used);
+  }
+  if (f.get_string(key("rope.scaling.type")).value_or("none") == "yarn") {
+    c.yarn = true;
+    const double factor = optf("rope.scaling.factor", 1.0);
+    MOE_CHECK(factor >= 1.0, "{}: {} = {} must be >= 1", f.path(), key("rope.scaling.factor"), factor);
+    c.rope_freq_scale = static_cast<float>(1.0 / factor);
+    c.rope_n_ctx_orig = opt("rope.scaling.original_context_length", c.n_ctx_train);
+    // gpt-oss scales cos/sin by 1 + 0.1 ln(factor); DeepSeek leaves them and scales
+    // the attention logits by mscale^2 with mscale = 1 + yarn_log_multiplier * ln(factor).
+    if (c.attn == AttnKind::mla) {
+      const double mult = optf("rope.scaling.yarn_log_multiplier", 0.1);
+      const double ms = 1.0 + mult * std::log(factor);
+      c.attn_scale = static_cast<float>(ms * ms / std::sqrt(double(c.head_dim)));
+    } else {
+      c.rope_mscale = 1.0f + 0.1f * std::log(static_cast<float>(factor));
+    }
+  }
+  if (c.attn_scale == 0.0f) c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
 
   auto positive = [&](int64_t v, std::string_view k) {
     MOE_CHECK(v > 0 && v < (int64_t{1} << 31), "{}: {} = {} is out of range", f.path(), key(k), v);

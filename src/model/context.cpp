@@ -40,24 +40,32 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
   MOE_CHECK(opts_.n_batch > 0, "batch size must be positive (got {})", opts_.n_batch);
   opts_.n_threads = pool_.size();
   const int64_t B = opts_.n_batch, E = c.n_embd;
-  const int64_t qd = c.n_head * c.head_dim, kd = c.n_head_kv * c.head_dim;
-  const int64_t vd = c.n_head_kv * c.head_dim_v, od = c.n_head * c.head_dim_v;
+  const bool mla = c.attn == AttnKind::mla;
+  const int64_t qd = c.n_head * c.head_dim;
+  // Cached per token: K and V rows, or for MLA the latent c and the rotary key k_pe.
+  kv_k_dim_ = mla ? c.kv_lora_rank + c.n_rot : c.n_head_kv * c.head_dim;
+  kv_v_dim_ = mla ? 0 : c.n_head_kv * c.head_dim_v;
+  const int64_t kd = kv_k_dim_, vd = kv_v_dim_, od = c.n_head * c.head_dim_v;
   MOE_CHECK(opts_.n_seq > 0, "number of sequences must be positive (got {})", opts_.n_seq);
   n_past_.assign(opts_.n_seq, 0);
   const size_t cache_rows = static_cast<size_t>(c.n_layer * opts_.n_seq * opts_.n_ctx);
   k_cache_.resize(cache_rows * kd);
   v_cache_.resize(cache_rows * vd);
-  const int64_t wide = std::max({E, qd, od, c.n_ff, c.n_ff_shexp});
+  const int64_t wide = std::max({E, qd, od, c.n_ff, c.n_ff_shexp, c.q_lora_rank, c.kv_lora_rank});
   x_.resize(B * E);
   xn_.resize(B * E);
   q_.resize(B * qd);
   k_.resize(B * kd);
   v_.resize(B * vd);
-  attn_.resize(B * od);
+  attn_.resize(B * std::max(od, E));
   tmp_.resize(B * wide * 2);
   ffn_out_.resize(B * E);
   scores_.resize(static_cast<size_t>(pool_.size()) * opts_.n_ctx);
   rope_cs_.resize(B * c.n_rot);
+  if (mla) {
+    mla_q_.resize(B * c.n_head * c.kv_lora_rank);
+    mla_o_.resize(B * c.n_head * c.kv_lora_rank);
+  }
   // Largest quantized activation row: f32 rows of the widest input are the upper bound.
   qbuf_.resize(static_cast<size_t>(B) * (wide * 4 + 64));
   if (c.is_moe()) {
@@ -126,12 +134,10 @@ void Context::truncate(int seq, int64_t n) {
 }
 
 float* Context::k_at(int il, int seq, int64_t pos) {
-  const ModelConfig& c = model_->cfg;
-  return k_cache_.data() + ((il * opts_.n_seq + seq) * opts_.n_ctx + pos) * c.n_head_kv * c.head_dim;
+  return k_cache_.data() + ((il * opts_.n_seq + seq) * opts_.n_ctx + pos) * kv_k_dim_;
 }
 float* Context::v_at(int il, int seq, int64_t pos) {
-  const ModelConfig& c = model_->cfg;
-  return v_cache_.data() + ((il * opts_.n_seq + seq) * opts_.n_ctx + pos) * c.n_head_kv * c.head_dim_v;
+  return v_cache_.data() + ((il * opts_.n_seq + seq) * opts_.n_ctx + pos) * kv_v_dim_;
 }
 
 void Context::quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n,
@@ -156,26 +162,35 @@ void Context::linear(const Tensor& W, const float* X, int64_t T, float* Y, int64
 }
 
 // Causal softmax attention of the batch's queries, each over its own sequence's
-// cache (positions 0..pos). q [T, n_head*head_dim] (rotated), out [T, n_head*head_dim_v].
-// Work items: (token, head).
+// cache (positions 0..pos, or the last n_swa of them on sliding-window layers).
+// With sinks (gpt-oss) each head's softmax denominator also holds exp(sink[h]).
+// q [T, n_head*head_dim] (rotated), out [T, n_head*head_dim_v]. Work items: (token, head).
 void Context::attention(int il, std::span<const BatchToken> batch, const float* q, float* out) {
   const ModelConfig& c = model_->cfg;
+  const LayerWeights& L = model_->layers[il];
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = c.n_head, D = c.head_dim, Dv = c.head_dim_v, g = c.n_head / c.n_head_kv;
-  const int64_t kd = c.n_head_kv * D, vd = c.n_head_kv * Dv;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const int64_t kd = kv_k_dim_, vd = kv_v_dim_;
+  const bool swa = c.layer_is_swa(il);
   pool_.parallel_for(T * H, [&](int64_t item, int thread) {
     const int64_t t = item / H, h = item % H, hk = h / g;
-    const int64_t n_keys = batch[t].pos + 1;
+    const int64_t j1 = batch[t].pos + 1;
+    const int64_t j0 = swa ? std::max<int64_t>(0, j1 - c.n_swa) : 0;
     const float* kc = k_at(il, batch[t].seq, 0);
     const float* vc = v_at(il, batch[t].seq, 0);
     float* s = scores_.data() + static_cast<size_t>(thread) * opts_.n_ctx;
     const float* qh = q + t * H * D + h * D;
-    for (int64_t j = 0; j < n_keys; ++j) s[j] = ops::dot_f32(qh, kc + j * kd + hk * D, D) * scale;
-    ops::softmax(s, n_keys);
+    float mx = L.sinks.present() ? L.sinks.f32()[h] : -INFINITY;
+    for (int64_t j = j0; j < j1; ++j) {
+      s[j] = ops::dot_f32(qh, kc + j * kd + hk * D, D) * c.attn_scale;
+      mx = std::max(mx, s[j]);
+    }
+    double sum = L.sinks.present() ? std::exp(L.sinks.f32()[h] - mx) : 0.0;
+    for (int64_t j = j0; j < j1; ++j) sum += (s[j] = std::exp(s[j] - mx));
+    const float inv = static_cast<float>(1.0 / sum);
     float* o = out + t * H * Dv + h * Dv;
     std::fill(o, o + Dv, 0.0f);
-    for (int64_t j = 0; j < n_keys; ++j) ops::axpy(s[j], vc + j * vd + hk * Dv, o, Dv);
+    for (int64_t j = j0; j < j1; ++j) ops::axpy(s[j] * inv, vc + j * vd + hk * Dv, o, Dv);
   });
 }
 
@@ -214,11 +229,22 @@ void Context::expert_matmul(const LayerWeights& L, int64_t T) {
     ops::gemm(L.up_exps.type, L.up_exps.matrix(it.expert), L.up_exps.row_bytes, x, qx, n,
               eu_.data() + off * F + it.r0, F, it.r0, it.r1, E);
   });
-  // SwiGLU and the activation rounding for down, per slot.
-  for (int64_t s = 0; s < S; ++s) {
-    float* g = eg_.data() + s * F;
-    ops::swiglu(g, eu_.data() + s * F, g, F);
-    ops::quantize_activation_row(L.down_exps.type, g, ea_q_.data() + s * qa, F);
+  // Expert biases, SwiGLU and the activation rounding for down, per slot.
+  for (int32_t e : disp_.active) {
+    for (int64_t s = disp_.offset[e]; s < disp_.offset[e + 1]; ++s) {
+      float* g = eg_.data() + s * F;
+      float* u = eu_.data() + s * F;
+      if (L.gate_exps_b.present()) {
+        ops::axpy(1.0f, L.gate_exps_b.f32() + e * F, g, F);
+        ops::axpy(1.0f, L.up_exps_b.f32() + e * F, u, F);
+      }
+      if (c.ffn_act == FfnAct::swiglu_clamped) {
+        ops::swiglu_clamped(g, u, g, F, 1.702f, 7.0f);
+      } else {
+        ops::swiglu(g, u, g, F);
+      }
+      ops::quantize_activation_row(L.down_exps.type, g, ea_q_.data() + s * qa, F);
+    }
   }
   make_items(E);
   pool_.parallel_for(static_cast<int64_t>(items.size()), [&](int64_t i, int) {
@@ -227,7 +253,22 @@ void Context::expert_matmul(const LayerWeights& L, int64_t T) {
     ops::gemm(L.down_exps.type, L.down_exps.matrix(it.expert), L.down_exps.row_bytes,
               ea_q_.data() + off * qa, qa, n, eo_.data() + off * E + it.r0, E, it.r0, it.r1, F);
   });
+  if (L.down_exps_b.present())
+    for (int32_t e : disp_.active)
+      for (int64_t s = disp_.offset[e]; s < disp_.offset[e + 1]; ++s)
+        ops::axpy(1.0f, L.down_exps_b.f32() + e * E, eo_.data() + s * E, E);
   (void)T;
+}
+
+// SwiGLU FFN: out [T, n_embd] = down(silu(gate x) * up x); uses tmp_.
+void Context::dense_ffn(const Tensor& gate, const Tensor& up, const Tensor& down, const float* x,
+                        int64_t T, int64_t n_ff, float* out) {
+  float* g = tmp_.data();
+  float* u = tmp_.data() + T * n_ff;
+  linear(gate, x, T, g);
+  linear(up, x, T, u);
+  for (int64_t t = 0; t < T; ++t) ops::swiglu(g + t * n_ff, u + t * n_ff, g + t * n_ff, n_ff);
+  linear(down, g, T, out);
 }
 
 // The MoE FFN for T tokens: x [T, n_embd] (normed) -> out [T, n_embd].
@@ -238,9 +279,13 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
 
   // route: router logits [T, n_expert] from unrounded activations (router is f32).
   linear(L.gate_inp, x, T, router_.data());
+  if (L.gate_inp_b.present())
+    for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, L.gate_inp_b.f32(), router_.data() + t * c.n_expert, c.n_expert);
   route(router_.data(), T,
         {.n_expert = c.n_expert, .top_k = K, .gating = c.gating, .norm_topk = c.norm_topk,
-         .scale = c.routed_scale},
+         .scale = c.routed_scale,
+         .selection_bias = L.exp_probs_b.present() ? L.exp_probs_b.f32() : nullptr,
+         .n_group = c.n_group, .n_group_used = c.n_group_used},
         sel_.data(), sel_w_.data());
   if (record_routing_) {
     auto& rec = routing_.experts[il];
@@ -262,13 +307,8 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
 
   if (c.n_ff_shexp > 0) {
     // Shared expert: every token, optionally gated by sigmoid(gate_inp_shexp . x).
-    const int64_t S = c.n_ff_shexp;
-    float* g = tmp_.data();
-    float* u = tmp_.data() + T * S;
-    linear(L.gate_shexp, x, T, g);
-    linear(L.up_shexp, x, T, u);
-    for (int64_t t = 0; t < T; ++t) ops::swiglu(g + t * S, u + t * S, g + t * S, S);
-    linear(L.down_shexp, g, T, u);  // u: [T, n_embd]
+    float* u = attn_.data();  // [T, n_embd]; the attention output is no longer needed
+    dense_ffn(L.gate_shexp, L.up_shexp, L.down_shexp, x, T, c.n_ff_shexp, u);
     for (int64_t t = 0; t < T; ++t) {
       float gate = 1.0f;
       if (L.gate_inp_shexp.present()) {

@@ -76,6 +76,11 @@ class Context {
   void quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n, uint8_t* dst);
 
   void attention(int il, std::span<const BatchToken> batch, const float* q, float* out);
+  void standard_attention(int il, std::span<const BatchToken> batch, const float* xn, float* out);
+  // MLA attention block (model/mla.cpp): normed input xn [T, n_embd] -> out [T, n_embd].
+  void mla_attention(int il, std::span<const BatchToken> batch, const float* xn, float* out);
+  void dense_ffn(const Tensor& gate, const Tensor& up, const Tensor& down, const float* x,
+                 int64_t T, int64_t n_ff, float* out);
   float* k_at(int il, int seq, int64_t pos);  // KV cache rows
   float* v_at(int il, int seq, int64_t pos);
   void moe_ffn(int il, const float* x, int64_t T, float* out);
@@ -93,6 +98,8 @@ class Context {
   std::vector<float> x_, xn_, q_, k_, v_, attn_, tmp_, ffn_out_;  // [n_batch, *]
   std::vector<float> scores_;                                    // [n_threads, n_ctx]
   std::vector<float> rope_cs_;                                   // [n_batch, n_rot]
+  std::vector<float> mla_q_, mla_o_;                             // [n_batch, n_head, kv_lora]
+  int64_t kv_k_dim_ = 0, kv_v_dim_ = 0;                          // floats per cached token
   std::vector<uint8_t> qbuf_;                                    // quantized activations
   // MoE scratch
   std::vector<float> router_;        // [n_batch, n_expert]

@@ -1,7 +1,9 @@
 // The forward pass of every supported architecture, top to bottom. Differences
-// between llama / qwen3 / qwen3moe / olmoe / qwen2moe are flags in ModelConfig
-// (q/k bias, q/k norm per head or full width, rope pairing, dense or MoE FFN,
-// shared expert and its gate); see docs/ARCHITECTURE.md.
+// between llama / qwen3 / qwen3moe / olmoe / qwen2moe / gpt-oss / deepseek2 are
+// flags in ModelConfig (q/k/o bias, q/k norm per head or full width, rope pairing
+// and YaRN, sliding window and sinks, dense or MoE FFN, shared expert and its gate);
+// DeepSeek's latent attention is its own block (model/mla.cpp). See
+// docs/ARCHITECTURE.md.
 //
 //   x = token_embd[tokens]                                  [T, n_embd]
 //   per layer:  x += attn(rms_norm(x) * attn_norm)
@@ -19,69 +21,44 @@ void Context::forward(std::span<const BatchToken> batch, float* logits) {
   const Model& m = *model_;
   const ModelConfig& c = m.cfg;
   const int64_t T = static_cast<int64_t>(batch.size());
-  const int64_t E = c.n_embd, H = c.n_head, Hkv = c.n_head_kv, D = c.head_dim;
-  const int64_t Dv = c.head_dim_v, R = c.n_rot;
-  const int64_t qd = H * D, kd = Hkv * D, vd = Hkv * Dv;
+  const int64_t E = c.n_embd, R = c.n_rot;
   float* x = x_.data();    // [T, n_embd] residual stream
   float* xn = xn_.data();  // [T, n_embd] normed input of a block
-  float* q = q_.data();    // [T, n_head * head_dim]
-  float* k = k_.data();    // [T, n_head_kv * head_dim]
-  float* v = v_.data();    // [T, n_head_kv * head_dim_v]
 
   for (int64_t t = 0; t < T; ++t)
     ops::dequantize_row(m.tok_embd.type, m.tok_embd.row(batch[t].token), x + t * E, E);
-  for (int64_t t = 0; t < T; ++t) ops::rope_cache(rope_cs_.data() + t * R, batch[t].pos, R, c.rope_base);
+  const ops::YarnParams yarn{.freq_scale = c.rope_freq_scale, .n_ctx_orig = c.rope_n_ctx_orig,
+                            .beta_fast = c.yarn_beta_fast, .beta_slow = c.yarn_beta_slow,
+                            .mscale = c.rope_mscale};
+  for (int64_t t = 0; t < T; ++t) {
+    if (c.yarn) {
+      ops::rope_cache_yarn(rope_cs_.data() + t * R, batch[t].pos, R, c.rope_base, yarn);
+    } else {
+      ops::rope_cache(rope_cs_.data() + t * R, batch[t].pos, R, c.rope_base);
+    }
+  }
 
   for (int il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = m.layers[il];
 
     // ---- attention block ----
     for (int64_t t = 0; t < T; ++t) ops::rms_norm(x + t * E, L.attn_norm.f32(), xn + t * E, E, c.rms_eps);
-    linear(L.wq, xn, T, q);
-    linear(L.wk, xn, T, k);
-    linear(L.wv, xn, T, v);
-    if (c.qkv_bias) {
-      for (int64_t t = 0; t < T; ++t) {
-        ops::axpy(1.0f, L.bq.f32(), q + t * qd, qd);
-        ops::axpy(1.0f, L.bk.f32(), k + t * kd, kd);
-        ops::axpy(1.0f, L.bv.f32(), v + t * vd, vd);
-      }
+    if (c.attn == AttnKind::mla) {
+      mla_attention(il, batch, xn, tmp_.data());
+    } else {
+      standard_attention(il, batch, xn, tmp_.data());
     }
-    for (int64_t t = 0; t < T; ++t) {
-      float* qt = q + t * qd;
-      float* kt = k + t * kd;
-      if (c.qk_norm == QkNorm::per_head) {
-        for (int64_t h = 0; h < H; ++h) ops::rms_norm(qt + h * D, L.q_norm.f32(), qt + h * D, D, c.rms_eps);
-        for (int64_t h = 0; h < Hkv; ++h) ops::rms_norm(kt + h * D, L.k_norm.f32(), kt + h * D, D, c.rms_eps);
-      } else if (c.qk_norm == QkNorm::full) {
-        ops::rms_norm(qt, L.q_norm.f32(), qt, qd, c.rms_eps);
-        ops::rms_norm(kt, L.k_norm.f32(), kt, kd, c.rms_eps);
-      }
-      const float* cs = rope_cs_.data() + t * R;
-      const bool neox = c.rope_type == RopeType::neox;
-      for (int64_t h = 0; h < H; ++h) ops::rope_apply(qt + h * D, cs, R, neox);
-      for (int64_t h = 0; h < Hkv; ++h) ops::rope_apply(kt + h * D, cs, R, neox);
-      // append to the sequence's KV cache at its position
-      std::copy(kt, kt + kd, k_at(il, batch[t].seq, batch[t].pos));
-      std::copy(v + t * vd, v + (t + 1) * vd, v_at(il, batch[t].seq, batch[t].pos));
-    }
-    attention(il, batch, q, attn_.data());
-    linear(L.wo, attn_.data(), T, tmp_.data());
+    if (L.bo.present())
+      for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, L.bo.f32(), tmp_.data() + t * E, E);
     for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, tmp_.data() + t * E, x + t * E, E);
 
     // ---- feed-forward block ----
     for (int64_t t = 0; t < T; ++t) ops::rms_norm(x + t * E, L.ffn_norm.f32(), xn + t * E, E, c.rms_eps);
     float* f = ffn_out_.data();
-    if (c.is_moe()) {
+    if (c.layer_is_moe(il)) {
       moe_ffn(il, xn, T, f);
     } else {
-      const int64_t F = c.n_ff;
-      float* g = tmp_.data();
-      float* u = tmp_.data() + T * F;
-      linear(L.ffn_gate, xn, T, g);
-      linear(L.ffn_up, xn, T, u);
-      for (int64_t t = 0; t < T; ++t) ops::swiglu(g + t * F, u + t * F, g + t * F, F);
-      linear(L.ffn_down, g, T, f);
+      dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, xn, T, c.n_ff, f);
     }
     for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, f + t * E, x + t * E, E);
   }
@@ -91,6 +68,50 @@ void Context::forward(std::span<const BatchToken> batch, float* logits) {
   for (int64_t t = 0; t < T; ++t)
     if (batch[t].logits) ops::rms_norm(x + t * E, m.output_norm.f32(), xn + n_out++ * E, E, c.rms_eps);
   if (n_out > 0) linear(m.output, xn, n_out, logits);
+}
+
+// Standard multi-head attention with grouped K/V heads: projections (+bias),
+// q/k RMSNorm, RoPE, append to the cache, attention, output projection.
+// xn [T, n_embd] -> out [T, n_embd].
+void Context::standard_attention(int il, std::span<const BatchToken> batch, const float* xn, float* out) {
+  const ModelConfig& c = model_->cfg;
+  const LayerWeights& L = model_->layers[il];
+  const int64_t T = static_cast<int64_t>(batch.size());
+  const int64_t H = c.n_head, Hkv = c.n_head_kv, D = c.head_dim, Dv = c.head_dim_v, R = c.n_rot;
+  const int64_t qd = H * D, kd = Hkv * D, vd = Hkv * Dv;
+  float* q = q_.data();    // [T, n_head * head_dim]
+  float* k = k_.data();    // [T, n_head_kv * head_dim]
+  float* v = v_.data();    // [T, n_head_kv * head_dim_v]
+  linear(L.wq, xn, T, q);
+  linear(L.wk, xn, T, k);
+  linear(L.wv, xn, T, v);
+  if (c.qkv_bias) {
+    for (int64_t t = 0; t < T; ++t) {
+      ops::axpy(1.0f, L.bq.f32(), q + t * qd, qd);
+      ops::axpy(1.0f, L.bk.f32(), k + t * kd, kd);
+      ops::axpy(1.0f, L.bv.f32(), v + t * vd, vd);
+    }
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    float* qt = q + t * qd;
+    float* kt = k + t * kd;
+    if (c.qk_norm == QkNorm::per_head) {
+      for (int64_t h = 0; h < H; ++h) ops::rms_norm(qt + h * D, L.q_norm.f32(), qt + h * D, D, c.rms_eps);
+      for (int64_t h = 0; h < Hkv; ++h) ops::rms_norm(kt + h * D, L.k_norm.f32(), kt + h * D, D, c.rms_eps);
+    } else if (c.qk_norm == QkNorm::full) {
+      ops::rms_norm(qt, L.q_norm.f32(), qt, qd, c.rms_eps);
+      ops::rms_norm(kt, L.k_norm.f32(), kt, kd, c.rms_eps);
+    }
+    const float* cs = rope_cs_.data() + t * R;
+    const bool neox = c.rope_type == RopeType::neox;
+    for (int64_t h = 0; h < H; ++h) ops::rope_apply(qt + h * D, cs, R, neox);
+    for (int64_t h = 0; h < Hkv; ++h) ops::rope_apply(kt + h * D, cs, R, neox);
+    // append to the sequence's KV cache at its position
+    std::copy(kt, kt + kd, k_at(il, batch[t].seq, batch[t].pos));
+    std::copy(v + t * vd, v + (t + 1) * vd, v_at(il, batch[t].seq, batch[t].pos));
+  }
+  attention(il, batch, q, attn_.data());
+  linear(L.wo, attn_.data(), T, out);
 }
 
 }  // namespace moe

@@ -104,15 +104,36 @@ std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file) {
     LayerWeights& L = m->layers[il];
     auto n = [&](const char* s) { return fmt::format("blk.{}.{}", il, s); };
     L.attn_norm = b.bind_f32(n("attn_norm.weight"), {E});
-    L.wq = b.bind(n("attn_q.weight"), {E, H * D});
-    L.wk = b.bind(n("attn_k.weight"), {E, Hkv * D});
-    L.wv = b.bind(n("attn_v.weight"), {E, Hkv * Dv});
-    L.wo = b.bind(n("attn_output.weight"), {H * Dv, E});
+    if (c.attn == AttnKind::mla) {
+      const int64_t R = c.n_rot, Lk = c.kv_lora_rank, Dq = c.qk_nope + R;
+      if (c.q_lora_rank > 0) {
+        L.wq_a = b.bind(n("attn_q_a.weight"), {E, c.q_lora_rank});
+        L.q_a_norm = b.bind_f32(n("attn_q_a_norm.weight"), {c.q_lora_rank});
+        L.wq_b = b.bind(n("attn_q_b.weight"), {c.q_lora_rank, H * Dq});
+      } else {
+        L.wq = b.bind(n("attn_q.weight"), {E, H * Dq});
+      }
+      L.wkv_a = b.bind(n("attn_kv_a_mqa.weight"), {E, Lk + R});
+      L.kv_a_norm = b.bind_f32(n("attn_kv_a_norm.weight"), {Lk});
+      if (!file->tensor(n("attn_k_b.weight")) && file->tensor(n("attn_kv_b.weight")))
+        throw_error("{}: this DeepSeek file has the combined attn_kv_b tensor of older converters; "
+                    "re-convert it with a current llama.cpp (split attn_k_b / attn_v_b)", file->path());
+      L.wk_b = b.bind(n("attn_k_b.weight"), {c.qk_nope, Lk, H});
+      L.wv_b = b.bind(n("attn_v_b.weight"), {Lk, c.v_head, H});
+      L.wo = b.bind(n("attn_output.weight"), {H * c.v_head, E});
+    } else {
+      L.wq = b.bind(n("attn_q.weight"), {E, H * D});
+      L.wk = b.bind(n("attn_k.weight"), {E, Hkv * D});
+      L.wv = b.bind(n("attn_v.weight"), {E, Hkv * Dv});
+      L.wo = b.bind(n("attn_output.weight"), {H * Dv, E});
+    }
     if (c.qkv_bias) {
       L.bq = b.bind_f32(n("attn_q.bias"), {H * D});
       L.bk = b.bind_f32(n("attn_k.bias"), {Hkv * D});
       L.bv = b.bind_f32(n("attn_v.bias"), {Hkv * Dv});
     }
+    if (c.attn_out_bias) L.bo = b.bind_f32(n("attn_output.bias"), {E});
+    if (c.attn_sinks) L.sinks = b.bind_f32(n("attn_sinks.weight"), {H});
     if (c.qk_norm == QkNorm::per_head) {
       L.q_norm = b.bind_f32(n("attn_q_norm.weight"), {D});
       L.k_norm = b.bind_f32(n("attn_k_norm.weight"), {D});
@@ -120,14 +141,15 @@ std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file) {
       L.q_norm = b.bind_f32(n("attn_q_norm.weight"), {H * D});
       L.k_norm = b.bind_f32(n("attn_k_norm.weight"), {Hkv * D});
     }
-    L.ffn_norm = b.bind_f32(n("ffn_norm.weight"), {E});
-    for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv,
-                            &L.q_norm, &L.k_norm, &L.ffn_norm}) {
+    L.ffn_norm = b.bind_f32(n(c.ffn_norm_post_attention ? "post_attention_norm.weight" : "ffn_norm.weight"), {E});
+    for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.bo,
+                            &L.sinks, &L.wq_a, &L.q_a_norm, &L.wq_b, &L.wkv_a, &L.kv_a_norm,
+                            &L.wk_b, &L.wv_b, &L.q_norm, &L.k_norm, &L.ffn_norm}) {
       count(*t, true);
       count_bytes(*t);
     }
 
-    if (!c.is_moe()) {
+    if (!c.layer_is_moe(il)) {
       L.ffn_gate = b.bind(n("ffn_gate.weight"), {E, c.n_ff});
       L.ffn_up = b.bind(n("ffn_up.weight"), {E, c.n_ff});
       L.ffn_down = b.bind(n("ffn_down.weight"), {c.n_ff, E});
@@ -139,6 +161,13 @@ std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file) {
     }
     const int64_t X = c.n_expert, F = c.n_ff_exp;
     L.gate_inp = b.bind_f32(n("ffn_gate_inp.weight"), {E, X});
+    if (c.router_bias) L.gate_inp_b = b.bind_f32(n("ffn_gate_inp.bias"), {X});
+    L.exp_probs_b = b.bind_f32(n("exp_probs_b.bias"), {X}, /*optional=*/true);
+    if (c.expert_bias) {
+      L.gate_exps_b = b.bind_f32(n("ffn_gate_exps.bias"), {F, X});
+      L.up_exps_b = b.bind_f32(n("ffn_up_exps.bias"), {F, X});
+      L.down_exps_b = b.bind_f32(n("ffn_down_exps.bias"), {E, X});
+    }
     L.gate_exps = b.bind(n("ffn_gate_exps.weight"), {E, F, X});
     L.up_exps = b.bind(n("ffn_up_exps.weight"), {E, F, X});
     L.down_exps = b.bind(n("ffn_down_exps.weight"), {F, E, X});
@@ -146,8 +175,15 @@ std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file) {
       throw_error("{}: {} and {} must have the same type (found {} and {})", file->path(),
                   L.gate_exps.name, L.up_exps.name, type_name(L.gate_exps.type),
                   type_name(L.up_exps.type));
-    count(L.gate_inp, true);
-    count_bytes(L.gate_inp);
+    for (const Tensor* t : {&L.gate_inp, &L.gate_inp_b, &L.exp_probs_b}) {
+      count(*t, true);
+      count_bytes(*t);
+    }
+    for (const Tensor* t : {&L.gate_exps_b, &L.up_exps_b, &L.down_exps_b}) {
+      total += tensor_params(*t);
+      active += tensor_params(*t) / X * c.n_expert_used;
+      active_bytes += tensor_bytes(*t) / X * c.n_expert_used;
+    }
     for (const Tensor* t : {&L.gate_exps, &L.up_exps, &L.down_exps}) {
       total += tensor_params(*t);
       active += tensor_params(*t) / X * c.n_expert_used;

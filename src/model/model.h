@@ -35,12 +35,22 @@ struct Tensor {
 struct LayerWeights {
   Tensor attn_norm;                        // [n_embd]
   Tensor wq, wk, wv;                       // [n_embd, n_head*head_dim], [n_embd, n_head_kv*head_dim] x2
-  Tensor bq, bk, bv;                       // biases (qwen2moe)
+  Tensor bq, bk, bv;                       // biases (qwen2moe, gpt-oss)
   Tensor wo;                               // [n_head*head_dim_v, n_embd]
+  Tensor bo;                               // [n_embd] (gpt-oss)
+  Tensor sinks;                            // [n_head] attention sink logits (gpt-oss)
+  // MLA (deepseek2): q = wq_b . norm(wq_a . x) (or wq . x), kv_a = wkv_a . x = [c | k_pe]
+  Tensor wq_a, q_a_norm, wq_b;             // [n_embd, q_lora], [q_lora], [q_lora, n_head*(nope+rope)]
+  Tensor wkv_a, kv_a_norm;                 // [n_embd, kv_lora+rope], [kv_lora]
+  Tensor wk_b;                             // [nope, kv_lora, n_head]: q_nope -> latent (absorbed)
+  Tensor wv_b;                             // [kv_lora, v_head, n_head]: latent -> v
   Tensor q_norm, k_norm;                   // [head_dim] per head, or [n_head*head_dim] full
   Tensor ffn_norm;                         // [n_embd]
   Tensor ffn_gate, ffn_up, ffn_down;       // dense: [n_embd, n_ff] x2, [n_ff, n_embd]
   Tensor gate_inp;                         // router [n_embd, n_expert]
+  Tensor gate_inp_b;                       // router bias [n_expert] (gpt-oss)
+  Tensor exp_probs_b;                      // selection-only score bias [n_expert] (DeepSeek-V3)
+  Tensor gate_exps_b, up_exps_b, down_exps_b;  // expert biases [n_ff_exp, n_expert] x2, [n_embd, n_expert]
   Tensor gate_exps, up_exps, down_exps;    // [n_embd, n_ff_exp, n_expert] x2, [n_ff_exp, n_embd, n_expert]
   Tensor gate_shexp, up_shexp, down_shexp; // shared expert [n_embd, n_ff_shexp] x2, [n_ff_shexp, n_embd]
   Tensor gate_inp_shexp;                   // [n_embd] (qwen2moe shared-expert gate)

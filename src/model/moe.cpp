@@ -14,9 +14,13 @@ namespace moe {
 
 void route(const float* router_logits, int64_t n_tokens, const RouteParams& p, int32_t* experts,
            float* weights) {
-  const int64_t X = p.n_expert, K = p.top_k;
-  std::vector<float> score(X);
-  std::vector<int32_t> idx(X);
+  const int64_t X = p.n_expert, K = p.top_k, G = p.n_group;
+  std::vector<float> score(X), sel(X);
+  std::vector<int32_t> idx(X), gidx(G);
+  std::vector<float> gscore(G);
+  auto before = [](const std::vector<float>& v) {
+    return [&v](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
+  };
   for (int64_t t = 0; t < n_tokens; ++t) {
     const float* lg = router_logits + t * X;
     std::copy(lg, lg + X, score.begin());
@@ -25,10 +29,30 @@ void route(const float* router_logits, int64_t n_tokens, const RouteParams& p, i
     } else if (p.gating == Gating::sigmoid) {
       for (auto& s : score) s = 1.0f / (1.0f + std::exp(-s));
     }
+    for (int64_t e = 0; e < X; ++e) sel[e] = score[e] + (p.selection_bias ? p.selection_bias[e] : 0.0f);
+    if (G > 1) {
+      const int64_t per = X / G;
+      for (int64_t g = 0; g < G; ++g) {
+        float b1 = -INFINITY, b2 = -INFINITY;
+        for (int64_t e = g * per; e < (g + 1) * per; ++e) {
+          if (sel[e] > b1) {
+            b2 = b1;
+            b1 = sel[e];
+          } else if (sel[e] > b2) {
+            b2 = sel[e];
+          }
+        }
+        gscore[g] = b1 + (per > 1 ? b2 : 0.0f);
+      }
+      std::iota(gidx.begin(), gidx.end(), 0);
+      std::partial_sort(gidx.begin(), gidx.begin() + p.n_group_used, gidx.end(), before(gscore));
+      std::vector<bool> keep(G, false);
+      for (int64_t j = 0; j < p.n_group_used; ++j) keep[gidx[j]] = true;
+      for (int64_t e = 0; e < X; ++e)
+        if (!keep[e / per]) sel[e] = -INFINITY;
+    }
     std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(), [&](int32_t a, int32_t b) {
-      return score[a] > score[b] || (score[a] == score[b] && a < b);
-    });
+    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(), before(sel));
     int32_t* e = experts + t * K;
     float* w = weights + t * K;
     for (int64_t j = 0; j < K; ++j) {

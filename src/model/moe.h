@@ -20,10 +20,17 @@ struct RouteParams {
   Gating gating = Gating::softmax;
   bool norm_topk = false;
   float scale = 1.0f;
+  const float* selection_bias = nullptr;  // [n_expert] added to scores for selection only
+  int64_t n_group = 1, n_group_used = 1;  // group-limited top-k
 };
 
 // route: router_logits [n_tokens, n_expert] -> experts [n_tokens, top_k], weights [n_tokens, top_k].
-// Experts of a token are ordered by descending score (ties: lower index first).
+// Experts of a token are ordered by descending selection score (ties: lower index
+// first). Scores: softmax(logits), sigmoid(logits) or the logits themselves
+// (softmax_selected); selection adds selection_bias; with groups, only experts of the
+// n_group_used groups with the best sum-of-top-2 selection scores are eligible.
+// Weights: the unbiased scores of the chosen experts (softmax over the chosen logits
+// for softmax_selected), renormalised if norm_topk, times scale.
 void route(const float* router_logits, int64_t n_tokens, const RouteParams& p,
            int32_t* experts, float* weights);
 

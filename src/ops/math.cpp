@@ -2,6 +2,7 @@
 // decide accuracy (norm sums) use double, matching the published formulas.
 #include "ops/math.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace moe::ops {
@@ -43,6 +44,35 @@ void rope_cache(float* cos_sin, int64_t pos, int64_t n_rot, float base) {
     cos_sin[2 * i] = std::cos(theta);
     cos_sin[2 * i + 1] = std::sin(theta);
     theta *= theta_scale;
+  }
+}
+
+void rope_cache_yarn(float* cos_sin, int64_t pos, int64_t n_rot, float base, const YarnParams& y) {
+  const float d = static_cast<float>(n_rot);
+  auto corr = [&](float b) {
+    return d * std::log(static_cast<float>(y.n_ctx_orig) / (b * 2.0f * static_cast<float>(M_PI))) /
+           (2.0f * std::log(base));
+  };
+  const float lo = std::max(0.0f, std::floor(corr(y.beta_fast)));
+  const float hi = std::min(d - 1.0f, std::ceil(corr(y.beta_slow)));
+  const float theta_scale = std::pow(base, -2.0f / d);
+  float t_extrap = static_cast<float>(pos);
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const float t_interp = y.freq_scale * t_extrap;
+    const float r = (static_cast<float>(i) - lo) / std::max(0.001f, hi - lo);
+    const float ramp = 1.0f - std::min(1.0f, std::max(0.0f, r));
+    const float theta = t_interp * (1.0f - ramp) + t_extrap * ramp;
+    cos_sin[2 * i] = std::cos(theta) * y.mscale;
+    cos_sin[2 * i + 1] = std::sin(theta) * y.mscale;
+    t_extrap *= theta_scale;
+  }
+}
+
+void swiglu_clamped(const float* g, const float* u, float* y, int64_t n, float alpha, float limit) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float gc = std::min(g[i], limit);
+    const float uc = std::min(std::max(u[i], -limit), limit);
+    y[i] = gc / (1.0f + std::exp(-alpha * gc)) * (uc + 1.0f);
   }
 }
 

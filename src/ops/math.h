@@ -23,6 +23,22 @@ void rope_apply(float* x, const float* cos_sin, int64_t n_rot, bool neox);
 // cos_sin[2*i], cos_sin[2*i+1] = cos, sin of pos * base^(-2i/n_rot), i < n_rot/2.
 void rope_cache(float* cos_sin, int64_t pos, int64_t n_rot, float base);
 
+// YaRN (Peng et al. 2023) as llama.cpp applies it: per pair i, the angle blends the
+// interpolated t/s and the original t with ramp(i) over the correction range
+// [floor(corr(beta_fast)), ceil(corr(beta_slow))], corr(b) = d ln(n0/(2 pi b)) / (2 ln base);
+// cos and sin are multiplied by mscale.
+struct YarnParams {
+  float freq_scale = 1.0f;  // 1 / factor
+  int64_t n_ctx_orig = 4096;
+  float beta_fast = 32.0f, beta_slow = 1.0f;
+  float mscale = 1.0f;
+};
+void rope_cache_yarn(float* cos_sin, int64_t pos, int64_t n_rot, float base, const YarnParams& y);
+
+// Clamped SwiGLU of gpt-oss: g' = min(g, limit), u' = clamp(u, -limit, limit),
+// y = g' * sigmoid(alpha g') * (u' + 1).
+void swiglu_clamped(const float* g, const float* u, float* y, int64_t n, float alpha, float limit);
+
 // y += a * x
 void axpy(float a, const float* x, float* y, int64_t n);
 float dot_f32(const float* a, const float* b, int64_t n);

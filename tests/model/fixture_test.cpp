@@ -22,7 +22,8 @@ namespace fs = std::filesystem;
 const fs::path kFixtures = fs::path(MOE_SHARED_DIR) / "fixtures";
 
 bool arch_supported(const std::string& arch) {
-  return arch == "qwen3moe" || arch == "olmoe" || arch == "llama" || arch == "qwen2moe";
+  return arch == "qwen3moe" || arch == "olmoe" || arch == "llama" || arch == "qwen2moe" ||
+         arch == "deepseek2" || arch == "gpt-oss";
 }
 
 std::vector<float> read_f32(const fs::path& p) {
