@@ -13,6 +13,7 @@
 
 #include "model/context.h"
 #include "model/model.h"
+#include "model/reference/forward_ref.h"
 #include "test_util.h"
 
 namespace moe {
@@ -81,6 +82,14 @@ TEST_P(Fixture, MatchesLlamaCpp) {
       EXPECT_EQ(oa, a) << "argmax differs on row " << r;
       ++argmax_checked;
     }
+  }
+  // The scalar reference forward pass must reproduce llama.cpp too (f32 cases; it is
+  // the oracle of the CPU forward pass on every other model).
+  if (c["weight_type"] == "f32" && n <= 16) {
+    std::vector<float> r = reference::forward(*model, tokens);
+    const double ref_err = test::max_row_rel_err(r, ref, V);
+    std::printf("[fixture] %-24s reference forward max_row_rel_err %.3e\n", GetParam().c_str(), ref_err);
+    EXPECT_LE(ref_err, tol);
   }
   double l2 = test::rel_l2(ours, ref);
   std::printf("[fixture] %-24s max_row_rel_err %.3e (tol %.0e)  rel_l2 %.3e  argmax rows %d/%lld\n",
