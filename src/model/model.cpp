@@ -201,12 +201,16 @@ std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file) {
       }
     }
   }
-  // Embedding: one row per token is read; lm_head is read whole.
+  // Active parameters follow the usual convention (all but the unselected routed
+  // experts, embedding included); active bytes count what a token reads: one
+  // embedding row, and the lm_head whole.
   total += tensor_params(m->tok_embd) + tensor_params(m->output_norm);
-  active += E + tensor_params(m->output_norm);
+  active += tensor_params(m->tok_embd) + tensor_params(m->output_norm);
   active_bytes += static_cast<int64_t>(m->tok_embd.row_bytes) + tensor_bytes(m->output_norm);
-  if (!tied) total += tensor_params(m->output);
-  active += tensor_params(m->output);
+  if (!tied) {
+    total += tensor_params(m->output);
+    active += tensor_params(m->output);
+  }
   active_bytes += tensor_bytes(m->output);
 
   c.n_params_total = total;

@@ -49,13 +49,13 @@ struct Builder {
   Normal rng;
 
   // A matrix/3-D tensor [ne0 = fan_in, ne1, ne2] of type t, N(0, std) or N(0, 1/fan_in).
+  // Rows that the type's blocks do not divide fall back to q8_0 or f32, as
+  // llama-quantize does.
   void matrix(const std::string& name, std::vector<int64_t> ne, GgmlType t) {
     const int64_t n_in = ne[0];
     int64_t rows = 1;
     for (size_t i = 1; i < ne.size(); ++i) rows *= ne[i];
-    MOE_CHECK(n_in % traits(t).block_size == 0,
-              "tensor {}: row length {} is not a multiple of the {} block size {}", name, n_in,
-              type_name(t), traits(t).block_size);
+    if (n_in % traits(t).block_size != 0) t = n_in % 32 == 0 ? GgmlType::Q8_0 : GgmlType::F32;
     const float sd = o.std > 0 ? o.std : static_cast<float>(1.0 / std::sqrt(double(n_in)));
     const size_t rb = row_bytes(t, n_in);
     std::vector<uint8_t> data(rb * rows);
@@ -66,21 +66,27 @@ struct Builder {
     }
     w.add_tensor(name, t, ne, data);
   }
-  // A 1-D f32 vector: base + scale * N(0, 1).
-  void vec(const std::string& name, int64_t n, float base, float scale) {
+  // An f32 vector (or a stack of them, e.g. per-expert biases): base + scale * N(0, 1).
+  void vec(const std::string& name, std::vector<int64_t> ne, float base, float scale) {
+    int64_t n = 1;
+    for (int64_t d : ne) n *= d;
     std::vector<float> v(n);
     for (auto& x : v) x = base + scale * rng.next();
-    w.add_tensor(name, GgmlType::F32, {n},
+    w.add_tensor(name, GgmlType::F32, ne,
                  {reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)});
   }
+  void vec(const std::string& name, int64_t n, float base, float scale) { vec(name, std::vector<int64_t>{n}, base, scale); }
 };
 
 }  // namespace
 
 void synthesize_model(const SynthOptions& o, const std::string& path) {
   const std::string& a = o.arch;
-  const bool known = a == "llama" || a == "qwen3" || a == "qwen3moe" || a == "olmoe" || a == "qwen2moe";
-  MOE_CHECK(known, "synth: unknown architecture '{}' (llama, qwen3, qwen3moe, olmoe, qwen2moe)", a);
+  const bool known = a == "llama" || a == "qwen3" || a == "qwen3moe" || a == "olmoe" ||
+                     a == "qwen2moe" || a == "gpt-oss" || a == "deepseek2";
+  MOE_CHECK(known, "synth: unknown architecture '{}' (llama, qwen3, qwen3moe, olmoe, qwen2moe, "
+            "gpt-oss, deepseek2)", a);
+  const bool mla = a == "deepseek2", oss = a == "gpt-oss";
   const bool moe = o.n_expert > 0;
   MOE_CHECK(!(a == "qwen3" && moe), "synth: qwen3 is dense; use qwen3moe for experts");
   MOE_CHECK(a == "llama" || a == "qwen3" || moe, "synth: {} needs --experts > 0", a);
@@ -109,18 +115,47 @@ void synthesize_model(const SynthOptions& o, const std::string& path) {
   w.set(k("block_count"), Value::u32(static_cast<uint32_t>(o.n_layer)));
   w.set(k("attention.head_count"), Value::u32(static_cast<uint32_t>(o.n_head)));
   w.set(k("attention.head_count_kv"), Value::u32(static_cast<uint32_t>(o.n_head_kv)));
-  w.set(k("attention.key_length"), Value::u32(static_cast<uint32_t>(o.head_dim)));
-  w.set(k("attention.value_length"), Value::u32(static_cast<uint32_t>(o.head_dim)));
+  auto u32 = [](int64_t v) { return Value::u32(static_cast<uint32_t>(v)); };
+  const int64_t R = mla ? o.qk_rope : o.head_dim, Nn = o.head_dim - R;
+  const int64_t Vh = mla ? (o.v_head > 0 ? o.v_head : Nn) : o.head_dim;
+  if (mla) {  // the absorbed layout current llama.cpp writes
+    MOE_CHECK(Nn > 0 && R % 2 == 0, "synth: deepseek2 head_dim {} must exceed the even rope dims {}",
+              o.head_dim, R);
+    w.set(k("attention.head_count_kv"), u32(1));
+    w.set(k("attention.key_length"), u32(o.kv_lora_rank + R));
+    w.set(k("attention.value_length"), u32(o.kv_lora_rank));
+    w.set(k("attention.key_length_mla"), u32(o.head_dim));
+    w.set(k("attention.value_length_mla"), u32(Vh));
+    if (o.q_lora_rank > 0) w.set(k("attention.q_lora_rank"), u32(o.q_lora_rank));
+    w.set(k("attention.kv_lora_rank"), u32(o.kv_lora_rank));
+    w.set(k("leading_dense_block_count"), u32(o.n_dense_lead));
+    w.set(k("expert_shared_count"), u32(o.n_expert_shared));
+    w.set(k("expert_weights_scale"), Value::f32(o.routed_scale));
+    w.set(k("expert_weights_norm"), Value::boolean(true));
+    w.set(k("expert_gating_func"), u32(2));
+    w.set(k("expert_group_count"), u32(o.n_group));
+    w.set(k("expert_group_used_count"), u32(o.n_group_used));
+  } else {
+    w.set(k("attention.key_length"), u32(o.head_dim));
+    w.set(k("attention.value_length"), u32(o.head_dim));
+  }
+  if (oss) w.set(k("attention.sliding_window"), u32(o.n_swa > 0 ? o.n_swa : 8));
+  if (o.yarn_factor > 1.0f) {
+    w.set(k("rope.scaling.type"), Value::str("yarn"));
+    w.set(k("rope.scaling.factor"), Value::f32(o.yarn_factor));
+    w.set(k("rope.scaling.original_context_length"), u32(o.n_ctx_train));
+    if (mla) w.set(k("rope.scaling.yarn_log_multiplier"), Value::f32(0.1f));
+  }
   w.set(k("attention.layer_norm_rms_epsilon"), Value::f32(o.rms_eps));
   w.set(k("rope.freq_base"), Value::f32(o.rope_base));
-  w.set(k("rope.dimension_count"), Value::u32(static_cast<uint32_t>(o.head_dim)));
+  w.set(k("rope.dimension_count"), u32(R));
   w.set(k("vocab_size"), Value::u32(static_cast<uint32_t>(V)));
   const int64_t shexp = a == "qwen2moe" ? (o.n_ff_shexp > 0 ? o.n_ff_shexp : 2 * o.n_ff_exp) : 0;
   if (moe) {
     w.set(k("expert_count"), Value::u32(static_cast<uint32_t>(o.n_expert)));
     w.set(k("expert_used_count"), Value::u32(static_cast<uint32_t>(o.n_expert_used)));
     w.set(k("expert_feed_forward_length"), Value::u32(static_cast<uint32_t>(o.n_ff_exp)));
-    w.set(k("feed_forward_length"), Value::u32(static_cast<uint32_t>(o.n_ff_exp)));
+    w.set(k("feed_forward_length"), Value::u32(static_cast<uint32_t>(mla ? o.n_ff : o.n_ff_exp)));
     if (shexp) w.set(k("expert_shared_feed_forward_length"), Value::u32(static_cast<uint32_t>(shexp)));
   } else {
     w.set(k("feed_forward_length"), Value::u32(static_cast<uint32_t>(o.n_ff)));
@@ -143,14 +178,33 @@ void synthesize_model(const SynthOptions& o, const std::string& path) {
   for (int64_t il = 0; il < o.n_layer; ++il) {
     auto n = [&](const char* s) { return "blk." + std::to_string(il) + "." + s; };
     b.vec(n("attn_norm.weight"), E, 1.0f, 0.2f);
-    b.matrix(n("attn_q.weight"), {E, H * D}, t);
-    b.matrix(n("attn_k.weight"), {E, Hkv * D}, t);
-    b.matrix(n("attn_v.weight"), {E, Hkv * D}, t);
-    b.matrix(n("attn_output.weight"), {H * D, E}, t);
-    if (a == "qwen2moe") {
+    if (mla) {
+      if (o.q_lora_rank > 0) {
+        b.matrix(n("attn_q_a.weight"), {E, o.q_lora_rank}, t);
+        b.vec(n("attn_q_a_norm.weight"), o.q_lora_rank, 1.0f, 0.2f);
+        b.matrix(n("attn_q_b.weight"), {o.q_lora_rank, H * D}, t);
+      } else {
+        b.matrix(n("attn_q.weight"), {E, H * D}, t);
+      }
+      b.matrix(n("attn_kv_a_mqa.weight"), {E, o.kv_lora_rank + R}, t);
+      b.vec(n("attn_kv_a_norm.weight"), o.kv_lora_rank, 1.0f, 0.2f);
+      b.matrix(n("attn_k_b.weight"), {Nn, o.kv_lora_rank, H}, t);
+      b.matrix(n("attn_v_b.weight"), {o.kv_lora_rank, Vh, H}, t);
+      b.matrix(n("attn_output.weight"), {H * Vh, E}, t);
+    } else {
+      b.matrix(n("attn_q.weight"), {E, H * D}, t);
+      b.matrix(n("attn_k.weight"), {E, Hkv * D}, t);
+      b.matrix(n("attn_v.weight"), {E, Hkv * D}, t);
+      b.matrix(n("attn_output.weight"), {H * D, E}, t);
+    }
+    if (a == "qwen2moe" || oss) {
       b.vec(n("attn_q.bias"), H * D, 0.0f, 0.2f);
       b.vec(n("attn_k.bias"), Hkv * D, 0.0f, 0.2f);
       b.vec(n("attn_v.bias"), Hkv * D, 0.0f, 0.2f);
+    }
+    if (oss) {
+      b.vec(n("attn_output.bias"), E, 0.0f, 0.2f);
+      b.vec(n("attn_sinks.weight"), H, 0.5f, 1.0f);
     }
     if (a == "qwen3" || a == "qwen3moe") {
       b.vec(n("attn_q_norm.weight"), D, 1.0f, 0.2f);
@@ -159,17 +213,30 @@ void synthesize_model(const SynthOptions& o, const std::string& path) {
       b.vec(n("attn_q_norm.weight"), H * D, 1.0f, 0.2f);
       b.vec(n("attn_k_norm.weight"), Hkv * D, 1.0f, 0.2f);
     }
-    b.vec(n("ffn_norm.weight"), E, 1.0f, 0.2f);
-    if (!moe) {
+    b.vec(n(oss ? "post_attention_norm.weight" : "ffn_norm.weight"), E, 1.0f, 0.2f);
+    if (!moe || (mla && il < o.n_dense_lead)) {
       b.matrix(n("ffn_gate.weight"), {E, o.n_ff}, t);
       b.matrix(n("ffn_up.weight"), {E, o.n_ff}, t);
       b.matrix(n("ffn_down.weight"), {o.n_ff, E}, t);
       continue;
     }
     b.matrix(n("ffn_gate_inp.weight"), {E, o.n_expert}, GgmlType::F32);
+    if (oss) b.vec(n("ffn_gate_inp.bias"), o.n_expert, 0.0f, 0.2f);
+    if (mla) b.vec(n("exp_probs_b.bias"), o.n_expert, 0.0f, 0.1f);
     b.matrix(n("ffn_gate_exps.weight"), {E, o.n_ff_exp, o.n_expert}, t);
     b.matrix(n("ffn_up_exps.weight"), {E, o.n_ff_exp, o.n_expert}, t);
     b.matrix(n("ffn_down_exps.weight"), {o.n_ff_exp, E, o.n_expert}, t);
+    if (oss) {
+      b.vec(n("ffn_gate_exps.bias"), {o.n_ff_exp, o.n_expert}, 0.0f, 0.2f);
+      b.vec(n("ffn_up_exps.bias"), {o.n_ff_exp, o.n_expert}, 0.0f, 0.2f);
+      b.vec(n("ffn_down_exps.bias"), {E, o.n_expert}, 0.0f, 0.2f);
+    }
+    if (mla && o.n_expert_shared > 0) {
+      const int64_t S = o.n_ff_exp * o.n_expert_shared;
+      b.matrix(n("ffn_gate_shexp.weight"), {E, S}, t);
+      b.matrix(n("ffn_up_shexp.weight"), {E, S}, t);
+      b.matrix(n("ffn_down_shexp.weight"), {S, E}, t);
+    }
     if (shexp) {
       b.vec(n("ffn_gate_inp_shexp.weight"), E, 0.0f, 1.0f / std::sqrt(float(E)));
       b.matrix(n("ffn_gate_shexp.weight"), {E, shexp}, t);

@@ -12,7 +12,7 @@
 namespace moe {
 
 struct SynthOptions {
-  std::string arch = "qwen3moe";  // llama | qwen3 | qwen3moe | olmoe | qwen2moe
+  std::string arch = "qwen3moe";  // llama | qwen3 | qwen3moe | olmoe | qwen2moe | gpt-oss | deepseek2
   int64_t n_layer = 2;
   int64_t n_embd = 128;
   int64_t n_head = 4;
@@ -26,6 +26,18 @@ struct SynthOptions {
   int64_t n_ff_shexp = 0;      // qwen2moe shared expert width (default 2 * n_ff_exp)
   int64_t n_ctx_train = 4096;
   float rope_base = 10000.0f;
+  float yarn_factor = 0.0f;        // > 1: YaRN rope scaling with this factor
+  // gpt-oss
+  int64_t n_swa = 0;               // sliding window of the even layers (gpt-oss; default 8)
+  // deepseek2 (MLA + group-limited routing)
+  int64_t q_lora_rank = 0;         // 0: direct q projection
+  int64_t kv_lora_rank = 64;
+  int64_t qk_rope = 16;            // rotary dims; head_dim is qk_nope + qk_rope
+  int64_t v_head = 0;              // default head_dim - qk_rope
+  int64_t n_dense_lead = 1;
+  int64_t n_expert_shared = 1;
+  int64_t n_group = 1, n_group_used = 1;
+  float routed_scale = 2.5f;
   float rms_eps = 1e-6f;
   GgmlType type = GgmlType::F32;   // type of the 2-D/3-D weight matrices
   GgmlType embd_type = GgmlType::F32;  // token embedding and lm_head (F32 unless set)

@@ -53,6 +53,18 @@ TEST_P(Fixture, MatchesLlamaCpp) {
   if (!arch_supported(arch)) GTEST_SKIP() << "architecture " << arch << " not supported yet";
 
   auto model = load_model((kFixtures / c["model"].get<std::string>()).string());
+  // `moe inspect` numbers: total parameters as the manifest counts them; active =
+  // total minus the routed experts a token does not use, from the hyper-parameters.
+  for (const auto& mo : m["models"]) {
+    if (mo["file"] != c["model"]) continue;
+    EXPECT_EQ(model->cfg.n_params_total, mo["n_params"].get<int64_t>());
+    const auto& hp = mo["hparams"];
+    const int64_t X = hp["n_expert"], K = hp["n_expert_used"], E = hp["n_embd"], F = hp["n_ff_exp"];
+    const int64_t moe_layers = hp["n_layer"].get<int64_t>() - hp.value("n_layer_dense_lead", 0);
+    int64_t unused = moe_layers * 3 * E * F * (X - K);
+    if (arch == "gpt-oss") unused += moe_layers * (2 * F + E) * (X - K);  // expert biases
+    EXPECT_EQ(model->cfg.n_params_active, model->cfg.n_params_total - unused);
+  }
   std::vector<int32_t> tokens = c["tokens"].get<std::vector<int32_t>>();
   const int64_t V = c["n_vocab"];
   Context ctx(model, {.n_ctx = static_cast<int64_t>(tokens.size()), .n_batch = 512, .n_threads = 2});

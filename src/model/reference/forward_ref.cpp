@@ -26,8 +26,9 @@ Vec weight_row(const Tensor& W, int64_t e, int64_t r) {
 Vec vec_f32(const Tensor& t) { return Vec(t.f32(), t.f32() + t.ne[0]); }
 
 int64_t g_near_ties = 0;  // see forward_ref.h; reset per forward()
+constexpr double kTieRel = 5e-7;  // float noise between two correct implementations
 
-// Counts values whose scaled magnitude lies within 2e-6 (relative) of a .5 rounding
+// Counts values whose scaled magnitude lies within kTieRel (relative) of a .5 rounding
 // boundary: q8_0/q8_1 scale blocks of 32 by 127/amax, q8_K blocks of 256 by 127/|m|.
 // A 1e-7 difference in such a value may round it the other way.
 void count_near_ties(GgmlType act, const std::vector<float>& x) {
@@ -44,12 +45,12 @@ void count_near_ties(GgmlType act, const std::vector<float>& x) {
       const uint16_t h = f32_to_fp16(static_cast<float>(d));
       const double lo = fp16_to_f32(h), ulp = double(fp16_to_f32(h + 1)) - lo;
       const double frac = (d - lo) / ulp;
-      if (std::abs(std::abs(frac) - 0.5) < 2e-6 * d / ulp) ++g_near_ties;
+      if (std::abs(std::abs(frac) - 0.5) < kTieRel * d / ulp) ++g_near_ties;
     }
     for (int64_t i = 0; i < block; ++i) {
       const double v = std::abs(double(x[b0 + i]) * 127.0 / amax);
       const double frac = v - std::floor(v);
-      if (std::abs(frac - 0.5) < 2e-6 * std::max(v, 1.0)) ++g_near_ties;
+      if (std::abs(frac - 0.5) < kTieRel * std::max(v, 1.0)) ++g_near_ties;
     }
   }
 }
@@ -195,8 +196,11 @@ Vec attention_standard(const Model& m, int64_t il, const Vec& h, int64_t pos, Ca
   return o;
 }
 
-// MLA in the naive (expanded) form: per head k = [W_kb^T c, k_pe], v = W_vb c, so it
-// checks the absorbed form of model/mla.cpp.
+// MLA. Exact arithmetic: the naive (expanded) form, per head k = [W_kb^T c, k_pe],
+// v = W_vb c, so it checks the absorbed form of model/mla.cpp. With rounded
+// activations the two forms round different vectors (q_nope vs the latent), so the
+// reference then follows the absorbed order of products that llama.cpp and the
+// CPU path use: q_abs = W_kb q_nope, score = q_abs.c + q_pe.k_pe, out_h = W_vb o_lat.
 Vec attention_mla(const Model& m, int64_t il, const Vec& h, int64_t pos, Cache& cache, bool round) {
   const ModelConfig& c = m.cfg;
   const LayerWeights& L = m.layers[il];
@@ -215,6 +219,31 @@ Vec attention_mla(const Model& m, int64_t il, const Vec& h, int64_t pos, Cache& 
   Vec kpe(kv.begin() + Lk, kv.end());
   rope(kpe, 0, pos, c);
   for (int64_t hh = 0; hh < H; ++hh) rope(q, hh * Dq + Nn, pos, c);
+  if (round) {
+    cache.k[il].push_back(kv);  // [lat | k_pe]
+    std::copy(lat.begin(), lat.end(), cache.k[il].back().begin());
+    std::copy(kpe.begin(), kpe.end(), cache.k[il].back().begin() + Lk);
+    Vec att(H * Vh, 0.0);
+    for (int64_t hh = 0; hh < H; ++hh) {
+      Vec qn(q.begin() + hh * Dq, q.begin() + hh * Dq + Nn);
+      Vec qa = matvec(L.wk_b, qn, round, hh);
+      Vec s;
+      for (int64_t j = 0; j <= pos; ++j) {
+        const Vec& kj = cache.k[il][j];
+        double d = 0;
+        for (int64_t i = 0; i < Lk; ++i) d += qa[i] * kj[i];
+        for (int64_t i = 0; i < R; ++i) d += q[hh * Dq + Nn + i] * kj[Lk + i];
+        s.push_back(d * c.attn_scale);
+      }
+      Vec w = softmax_sink(s, false, 0.0);
+      Vec ol(Lk, 0.0);
+      for (int64_t j = 0; j <= pos; ++j)
+        for (int64_t i = 0; i < Lk; ++i) ol[i] += w[j] * cache.k[il][j][i];
+      Vec oh = matvec(L.wv_b, ol, round, hh);
+      std::copy(oh.begin(), oh.end(), att.begin() + hh * Vh);
+    }
+    return matvec(L.wo, att, round);
+  }
   // Expand the latent into per-head keys and values.
   Vec k(H * Dq), v(H * Vh);
   for (int64_t hh = 0; hh < H; ++hh) {

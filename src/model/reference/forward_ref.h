@@ -18,7 +18,7 @@ namespace moe::reference {
 // does) using the scalar quantizers and dot products of ops/reference; otherwise
 // every product is exact in double over the dequantized weights.
 // near_ties (optional) counts the decisions that float noise could flip: an
-// activation within 2e-6 (relative) of a q8 rounding boundary, or a k-th/(k+1)-th
+// activation within 5e-7 (relative) of a q8 rounding boundary, or a k-th/(k+1)-th
 // router score gap below 1e-6. Tests pick inputs with none, as the fixtures do.
 std::vector<float> forward(const Model& model, std::span<const int32_t> tokens,
                            bool round_activations = false, int64_t* near_ties = nullptr);
