@@ -6,11 +6,13 @@
 #include "ops/quant.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
 
 #include "base/error.h"
+#include "ops/cpu/profile.h"
 #include "ops/cpu/quant_kernels.h"
 #include "ops/reference/quant_ref.h"
 
@@ -47,6 +49,14 @@ KernelPath env_path() {
   return p;
 }
 
+std::atomic<ProfileHook> g_hook{nullptr};
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 constexpr int kNoOverride = -1;
 std::atomic<int> g_override{kNoOverride};
 
@@ -60,6 +70,7 @@ Picked pick(GgmlType t) {
   const bool is_float = t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
   if (p == KernelPath::avx512) {
     if (is_float) return {cpu::gemm_float_hwy(t, 2), "hwy_avx3"};
+    if (auto f = cpu::gemm_avx512_zmm(t)) return {f, "avx512_vnni"};
     if (auto f = cpu::gemm_avx512(t)) return {f, "avx512_vnni"};
   }
   if (p >= KernelPath::avx2) {
@@ -120,8 +131,15 @@ size_t activation_row_bytes(GgmlType weight_type, int64_t n) {
   return row_bytes(t, n);
 }
 
+void set_profile_hook(ProfileHook hook) { g_hook.store(hook, std::memory_order_relaxed); }
+
 void quantize_activation_row(GgmlType weight_type, const float* x, void* dst, int64_t n) {
-  ref::quantize_activation_row_ref(weight_type, x, dst, n);
+  const ProfileHook hook = g_hook.load(std::memory_order_relaxed);
+  const int64_t t0 = hook ? now_ns() : 0;
+  if (!(active_kernel_path() == KernelPath::avx512 &&
+        cpu::quantize_activation_avx512(vec_dot_type(weight_type), x, dst, n)))
+    ref::quantize_activation_row_ref(weight_type, x, dst, n);
+  if (hook) hook(nullptr, 1, 1, now_ns() - t0);
 }
 
 float vec_dot(GgmlType weight_type, const void* w_row, const void* x_q, int64_t n) {
@@ -134,14 +152,20 @@ void gemv(GgmlType weight_type, const void* W, size_t row_stride, const void* x_
           int64_t r0, int64_t r1, int64_t n) {
   if (r1 <= r0) return;
   const auto* w = static_cast<const uint8_t*>(W) + static_cast<size_t>(r0) * row_stride;
+  const ProfileHook hook = g_hook.load(std::memory_order_relaxed);
+  const int64_t t0 = hook ? now_ns() : 0;
   pick(weight_type).fn(w, row_stride, x_q, 0, 1, y, r1 - r0, r1 - r0, n);
+  if (hook) hook(W, r1 - r0, 1, now_ns() - t0);
 }
 
 void gemm(GgmlType weight_type, const void* W, size_t row_stride, const void* X_q,
           size_t x_stride, int64_t m, float* Y, int64_t ldy, int64_t r0, int64_t r1, int64_t n) {
   if (r1 <= r0 || m <= 0) return;
   const auto* w = static_cast<const uint8_t*>(W) + static_cast<size_t>(r0) * row_stride;
+  const ProfileHook hook = g_hook.load(std::memory_order_relaxed);
+  const int64_t t0 = hook ? now_ns() : 0;
   pick(weight_type).fn(w, row_stride, X_q, x_stride, m, Y, ldy, r1 - r0, n);
+  if (hook) hook(W, r1 - r0, m, now_ns() - t0);
 }
 
 void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {

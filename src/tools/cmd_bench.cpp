@@ -1,0 +1,399 @@
+// `moe bench`: prompt-processing (pp) and generation (tg) speed of a model, as
+// llama-bench measures them, plus the machine's memory bandwidth and the
+// fraction of the decode roofline reached:
+//   pp: eval of p random tokens from an empty cache (one forward of p tokens);
+//   tg: n single-token decode steps from an empty cache;
+//   bandwidth: STREAM-like copy and read over arrays >> LLC with the same thread
+//     count, best of several; copy counts bytes read + bytes written;
+//   tg roofline fraction = tg tokens/s * active weight bytes per token / copy bandwidth.
+// Medians over -r repetitions. --profile adds the time per stage measured through
+// the ops profiling hook (ops/cpu/profile.h): every gemm call is attributed to the
+// weight tensor it reads (attention projections, router, experts, dense FFN,
+// lm_head) and activation rounding is timed; the rest of the wall time (attention
+// core, norms, RoPE, top-k, dispatch copies, combine) is reported as "other".
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "base/timer.h"
+#include "model/context.h"
+#include "model/model.h"
+#include "ops/cpu/profile.h"
+#include "ops/quant.h"
+#include "tools/commands.h"
+
+namespace moe::tools {
+namespace {
+
+struct BenchOptions {
+  std::string model;
+  int n_prompt = 512;
+  int n_gen = 128;
+  int threads = 0;
+  int reps = 3;
+  bool json = false;
+  bool profile = false;
+  int64_t bw_mib = 512;  // per array
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// ---- memory bandwidth ------------------------------------------------------------
+
+struct Bandwidth {
+  double copy = 0, read = 0;  // bytes/s
+};
+
+// Runs fn(thread, begin, end) over [0, n) split in nt equal parts, one std::thread
+// each (the caller runs part 0); returns the wall time.
+template <class F>
+double run_split(int nt, size_t n, F&& fn) {
+  std::vector<std::thread> ts;
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  const size_t part = (n / nt + 4095) / 4096 * 4096;
+  auto body = [&](int t) {
+    ready.fetch_add(1);
+    while (!go.load(std::memory_order_acquire)) {
+    }
+    const size_t b = std::min(n, t * part), e = std::min(n, b + part);
+    fn(t, b, e);
+  };
+  for (int t = 1; t < nt; ++t) ts.emplace_back(body, t);
+  while (ready.load() < nt - 1) {
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  go.store(true, std::memory_order_release);
+  body(0);
+  ready.fetch_add(-1);
+  for (auto& t : ts) t.join();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+__attribute__((noinline)) uint64_t read_sum(const uint64_t* p, size_t n) {
+  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += p[i];
+    s1 += p[i + 1];
+    s2 += p[i + 2];
+    s3 += p[i + 3];
+  }
+  for (; i < n; ++i) s0 += p[i];
+  return s0 + s1 + s2 + s3;
+}
+
+Bandwidth measure_bandwidth(int nt, int64_t mib, int tries) {
+  const size_t bytes = static_cast<size_t>(mib) << 20;
+  std::vector<uint64_t> a(bytes / 8), b(bytes / 8);
+  // Fault the pages in on the threads that will use them.
+  run_split(nt, bytes, [&](int, size_t lo, size_t hi) {
+    std::memset(reinterpret_cast<char*>(a.data()) + lo, 1, hi - lo);
+    std::memset(reinterpret_cast<char*>(b.data()) + lo, 2, hi - lo);
+  });
+  Bandwidth bw;
+  std::atomic<uint64_t> sink{0};
+  for (int i = 0; i < tries; ++i) {
+    const double tc = run_split(nt, bytes, [&](int, size_t lo, size_t hi) {
+      std::memcpy(reinterpret_cast<char*>(b.data()) + lo, reinterpret_cast<const char*>(a.data()) + lo, hi - lo);
+    });
+    bw.copy = std::max(bw.copy, 2.0 * static_cast<double>(bytes) / tc);
+    const double tr = run_split(nt, bytes, [&](int, size_t lo, size_t hi) {
+      sink.fetch_add(read_sum(a.data() + lo / 8, (hi - lo) / 8), std::memory_order_relaxed);
+    });
+    bw.read = std::max(bw.read, static_cast<double>(bytes) / tr);
+  }
+  return bw;
+}
+
+// ---- profile: attribute gemm time to the tensor read -------------------------------
+
+enum Stage { kAttnProj, kRouter, kExperts, kDenseFfn, kLmHead, kOtherGemm, kActQuant, kNumStages };
+const char* const kStageNames[kNumStages] = {"attention_proj", "route_gemm", "experts_gemm",
+                                             "dense_ffn_gemm", "lm_head",    "other_gemm",
+                                             "act_quant"};
+
+struct Range {
+  const uint8_t* lo;
+  const uint8_t* hi;
+  Stage stage;
+};
+std::vector<Range> g_ranges;  // sorted by lo; written before the hook is set
+std::atomic<int64_t> g_stage_ns[kNumStages];
+std::atomic<int64_t> g_stage_calls[kNumStages];
+
+void profile_hook(const void* W, int64_t, int64_t, int64_t ns) {
+  Stage s = kOtherGemm;
+  if (W == nullptr) {
+    s = kActQuant;
+  } else {
+    const auto* p = static_cast<const uint8_t*>(W);
+    auto it = std::upper_bound(g_ranges.begin(), g_ranges.end(), p,
+                               [](const uint8_t* v, const Range& r) { return v < r.lo; });
+    if (it != g_ranges.begin() && p < std::prev(it)->hi) s = std::prev(it)->stage;
+  }
+  g_stage_ns[s].fetch_add(ns, std::memory_order_relaxed);
+  g_stage_calls[s].fetch_add(1, std::memory_order_relaxed);
+}
+
+size_t tensor_bytes(const Tensor& t) {
+  return t.present() ? t.matrix_bytes * static_cast<size_t>(t.ne[2] * t.ne[3]) : 0;
+}
+
+void build_ranges(const Model& m) {
+  g_ranges.clear();
+  auto add = [](const Tensor& t, Stage s) {
+    if (t.present()) g_ranges.push_back({t.data, t.data + tensor_bytes(t), s});
+  };
+  for (const auto& L : m.layers) {
+    add(L.wq, kAttnProj);
+    add(L.wk, kAttnProj);
+    add(L.wv, kAttnProj);
+    add(L.wo, kAttnProj);
+    add(L.gate_inp, kRouter);
+    add(L.gate_exps, kExperts);
+    add(L.up_exps, kExperts);
+    add(L.down_exps, kExperts);
+    add(L.gate_shexp, kExperts);
+    add(L.up_shexp, kExperts);
+    add(L.down_shexp, kExperts);
+    add(L.ffn_gate, kDenseFfn);
+    add(L.ffn_up, kDenseFfn);
+    add(L.ffn_down, kDenseFfn);
+  }
+  add(m.output, kLmHead);
+  std::sort(g_ranges.begin(), g_ranges.end(), [](const Range& a, const Range& b) { return a.lo < b.lo; });
+}
+
+void reset_profile() {
+  for (int s = 0; s < kNumStages; ++s) {
+    g_stage_ns[s] = 0;
+    g_stage_calls[s] = 0;
+  }
+}
+
+// Touch every page of every weight tensor so that timing does not include page faults.
+uint64_t touch_weights(const Model& m) {
+  uint64_t s = 0;
+  auto touch = [&](const Tensor& t) {
+    const size_t n = tensor_bytes(t);
+    for (size_t i = 0; i < n; i += 4096) s += t.data[i];
+  };
+  touch(m.tok_embd);
+  touch(m.output);
+  for (const auto& L : m.layers)
+    for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo, &L.q_norm,
+                            &L.k_norm, &L.ffn_norm, &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.gate_inp,
+                            &L.gate_exps, &L.up_exps, &L.down_exps, &L.gate_shexp, &L.up_shexp,
+                            &L.down_shexp, &L.gate_inp_shexp})
+      touch(*t);
+  return s;
+}
+
+struct StageSplit {
+  double wall = 0;                    // seconds per token (tg) or per prompt (pp)
+  double thread_s[kNumStages] = {};   // thread-seconds per stage
+};
+
+void bench(const BenchOptions& o) {
+  Timer t_load;
+  auto model = load_model(o.model);
+  const double load_s = t_load.seconds();
+  const ModelConfig& c = model->cfg;
+  volatile uint64_t sink = touch_weights(*model);
+  (void)sink;
+
+  Context ctx(model, {.n_ctx = std::max(16, o.n_prompt + o.n_gen + 1),
+                      .n_batch = std::max(1, o.n_prompt),
+                      .n_threads = o.threads});
+  const int nt = ctx.pool().size();
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.n_vocab - 1));
+  std::vector<float> logits;
+
+  auto run_pp = [&] {
+    std::vector<int32_t> ids(o.n_prompt);
+    for (auto& t : ids) t = tok(rng);
+    ctx.reset();
+    Timer t;
+    ctx.eval(ids, logits, false);
+    return t.seconds();
+  };
+  auto run_tg = [&] {
+    ctx.reset();
+    int32_t id = tok(rng);
+    Timer t;
+    for (int i = 0; i < o.n_gen; ++i) {
+      const int32_t one[1] = {id};
+      ctx.eval(one, logits, false);
+      id = tok(rng);
+    }
+    return t.seconds();
+  };
+
+  // Warm-up: one short decode run and (if asked) one prompt run.
+  {
+    ctx.reset();
+    const int32_t one[1] = {tok(rng)};
+    ctx.eval(one, logits, false);
+    if (o.n_prompt > 0) run_pp();
+  }
+  std::vector<double> pp_tps, tg_tps;
+  for (int r = 0; r < o.reps; ++r) {
+    if (o.n_prompt > 0) pp_tps.push_back(o.n_prompt / run_pp());
+    if (o.n_gen > 0) tg_tps.push_back(o.n_gen / run_tg());
+  }
+  const double pp = median(pp_tps), tg = median(tg_tps);
+
+  StageSplit prof_pp, prof_tg;
+  if (o.profile) {
+    build_ranges(*model);
+    auto collect = [&](StageSplit& s, double wall, double per) {
+      s.wall = wall / per;
+      for (int i = 0; i < kNumStages; ++i) s.thread_s[i] = static_cast<double>(g_stage_ns[i].load()) * 1e-9 / per;
+    };
+    ops::set_profile_hook(profile_hook);
+    if (o.n_prompt > 0) {
+      reset_profile();
+      collect(prof_pp, run_pp(), 1.0);
+    }
+    if (o.n_gen > 0) {
+      reset_profile();
+      collect(prof_tg, run_tg(), o.n_gen);
+    }
+    ops::set_profile_hook(nullptr);
+  }
+
+  const Bandwidth bw = measure_bandwidth(nt, o.bw_mib, 5);
+  const double active = static_cast<double>(model->bytes_active_per_token);
+  const double roof = bw.copy > 0 ? tg * active / bw.copy : 0.0;
+  const double roof_read = bw.read > 0 ? tg * active / bw.read : 0.0;
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const int64_t peak_rss = static_cast<int64_t>(ru.ru_maxrss) * 1024;
+  const char* kname = ops::kernel_name(c.n_layer > 0 ? model->layers[0].wq.type : model->output.type);
+
+  auto stage_json = [&](const StageSplit& s) {
+    nlohmann::json j;
+    j["wall_s"] = s.wall;
+    double accounted = 0;
+    for (int i = 0; i < kNumStages; ++i) {
+      // gemm stages run in parallel regions: wall share ~ thread-seconds / threads;
+      // activation rounding runs on the calling thread only.
+      const double w = i == kActQuant ? s.thread_s[i] : s.thread_s[i] / nt;
+      j[kStageNames[i]] = w;
+      accounted += w;
+    }
+    j["other_s"] = std::max(0.0, s.wall - accounted);
+    return j;
+  };
+
+  if (o.json) {
+    nlohmann::json j;
+    j["model"] = o.model;
+    j["arch"] = c.arch;
+    j["n_layer"] = c.n_layer;
+    j["n_expert"] = c.n_expert;
+    j["n_expert_used"] = c.n_expert_used;
+    j["weight_type"] = type_name(c.n_layer > 0 ? model->layers[0].wq.type : model->output.type);
+    j["kernel"] = kname;
+    j["kernel_path"] = ops::kernel_path_name(ops::active_kernel_path());
+    j["threads"] = nt;
+    j["n_prompt"] = o.n_prompt;
+    j["n_gen"] = o.n_gen;
+    j["reps"] = o.reps;
+    j["pp_tokens_per_s"] = pp;
+    j["tg_tokens_per_s"] = tg;
+    j["pp_samples"] = pp_tps;
+    j["tg_samples"] = tg_tps;
+    j["active_bytes_per_token"] = model->bytes_active_per_token;
+    j["total_bytes"] = model->bytes_total;
+    j["bandwidth_bytes_per_s"] = bw.copy;
+    j["read_bandwidth_bytes_per_s"] = bw.read;
+    j["tg_roofline_fraction"] = roof;
+    j["tg_read_roofline_fraction"] = roof_read;
+    j["peak_rss_bytes"] = peak_rss;
+    j["load_s"] = load_s;
+    if (o.profile) {
+      if (o.n_prompt > 0) j["profile_pp"] = stage_json(prof_pp);
+      if (o.n_gen > 0) j["profile_tg_per_token"] = stage_json(prof_tg);
+    }
+    fmt::print("{}\n", j.dump());
+    return;
+  }
+  fmt::print("model        {} ({}, {} layers, {} experts top-{}, {})\n", o.model, c.arch, c.n_layer,
+             c.n_expert, c.n_expert_used, kname);
+  fmt::print("threads      {}\n", nt);
+  auto samples = [](const std::vector<double>& v) {
+    std::string s;
+    for (double x : v) s += fmt::format(" {:.2f}", x);
+    return s;
+  };
+  fmt::print("pp{:<4}       {:.2f} tokens/s   (median of {}:{})\n", o.n_prompt, pp, pp_tps.size(), samples(pp_tps));
+  fmt::print("tg{:<4}       {:.2f} tokens/s   (median of {}:{})\n", o.n_gen, tg, tg_tps.size(), samples(tg_tps));
+  fmt::print("active bytes {:.1f} MB/token (total weights {:.1f} MB)\n", active / 1e6, model->bytes_total / 1e6);
+  fmt::print("bandwidth    copy {:.2f} GB/s, read {:.2f} GB/s ({} threads, 2 x {} MiB, best of 5)\n",
+             bw.copy / 1e9, bw.read / 1e9, nt, o.bw_mib);
+  fmt::print("tg roofline  {:.1f}% of copy bandwidth ({:.1f}% of read), weights streamed at {:.2f} GB/s\n",
+             100 * roof, 100 * roof_read, tg * active / 1e9);
+  fmt::print("peak RSS     {:.1f} MB\n", peak_rss / 1e6);
+  if (o.profile) {
+    auto show = [&](const char* what, const StageSplit& s) {
+      fmt::print("profile {}: wall {:.3f} ms\n", what, s.wall * 1e3);
+      double accounted = 0;
+      for (int i = 0; i < kNumStages; ++i) {
+        const double w = i == kActQuant ? s.thread_s[i] : s.thread_s[i] / nt;
+        accounted += w;
+        if (s.thread_s[i] > 0)
+          fmt::print("  {:<16} {:9.3f} ms  {:5.1f}%\n", kStageNames[i], w * 1e3, 100 * w / s.wall);
+      }
+      const double other = std::max(0.0, s.wall - accounted);
+      fmt::print("  {:<16} {:9.3f} ms  {:5.1f}%  (attention core, norms, rope, top-k, dispatch, combine)\n",
+                 "other", other * 1e3, 100 * other / s.wall);
+    };
+    if (o.n_prompt > 0) show("pp (per prompt)", prof_pp);
+    if (o.n_gen > 0) show("tg (per token)", prof_tg);
+  }
+}
+
+void register_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* cmd = app.add_subcommand("bench", "Measure prompt processing (pp) and generation (tg) speed, "
+                                          "memory bandwidth and the decode roofline fraction");
+  cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
+  cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens (0: skip pp)")->capture_default_str();
+  cmd->add_option("-n,--n-gen", o->n_gen, "Generated tokens (0: skip tg)")->capture_default_str();
+  cmd->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
+  cmd->add_option("-r,--reps", o->reps, "Repetitions (median reported)")->capture_default_str();
+  cmd->add_option("--bw-mib", o->bw_mib, "MiB per array of the bandwidth measurement")->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->add_flag("--profile", o->profile, "Add the time per stage");
+  cmd->callback([o] {
+    MOE_CHECK(o->reps > 0, "bench: -r must be positive");
+    MOE_CHECK(o->n_prompt >= 0 && o->n_gen >= 0, "bench: -p and -n must be >= 0");
+    bench(*o);
+  });
+}
+
+}  // namespace
+
+MOE_REGISTER_COMMAND(bench, register_bench);
+
+}  // namespace moe::tools
