@@ -50,7 +50,18 @@ static void inspect(const std::string& path, bool tensors, bool metadata) {
              c.rope_type == RopeType::neox ? "neox" : "norm", c.rope_base, c.n_rot,
              c.qk_norm == QkNorm::none ? "none" : (c.qk_norm == QkNorm::per_head ? "per-head" : "full"),
              c.rms_eps);
+  if (c.attn == AttnKind::mla)
+    fmt::print("latent attention (MLA): q rank {}, kv rank {}, per head {} nope + {} rope, v {}; "
+               "cache {} floats/token/layer\n",
+               c.q_lora_rank, c.kv_lora_rank, c.qk_nope, c.n_rot, c.v_head, c.kv_lora_rank + c.n_rot);
+  if (c.n_swa > 0) fmt::print("sliding window {} on even layers\n", c.n_swa);
+  if (c.attn_sinks) fmt::print("attention sinks: yes\n");
+  if (c.yarn)
+    fmt::print("rope scaling: YaRN factor {}, original context {}\n", 1.0f / c.rope_freq_scale,
+               c.rope_n_ctx_orig);
   if (c.is_moe()) {
+    if (c.n_dense_lead) fmt::print("leading dense layers: {} (ffn {})\n", c.n_dense_lead, c.n_ff);
+    if (c.n_group > 1) fmt::print("expert groups: {}, {} used per token\n", c.n_group, c.n_group_used);
     fmt::print("experts: {} routed, top-{}, expert ffn {}, gating {}, renormalise {}, scale {}",
                c.n_expert, c.n_expert_used, c.n_ff_exp,
                c.gating == Gating::softmax ? "softmax" : (c.gating == Gating::sigmoid ? "sigmoid" : "softmax(top-k)"),
