@@ -64,6 +64,25 @@ void bm_gemm64(benchmark::State& state, GgmlType t) {
   state.SetLabel(moe::ops::kernel_name(t));
 }
 
+// gemv over a weight matrix far larger than the LLC (rows x 2048 sized to ~256 MB
+// of weights): the DRAM-streaming speed that decode sees. Rows are filled by
+// copying one quantized 2048 x 2048 tile (the kernel does not care about values).
+void bm_gemv_dram(benchmark::State& state, GgmlType t) {
+  Setup s(t, 1);
+  const size_t tile = s.W.size();
+  const size_t reps = (256u << 20) / tile;
+  std::vector<uint8_t> W(tile * reps);
+  for (size_t i = 0; i < reps; ++i) std::copy(s.W.begin(), s.W.end(), W.begin() + i * tile);
+  const int64_t rows = kRows * static_cast<int64_t>(reps);
+  std::vector<float> y(rows);
+  for (auto _ : state) {
+    moe::ops::gemv(t, W.data(), s.w_stride, s.X.data(), y.data(), 0, rows, kCols);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(W.size()));
+  state.SetLabel(moe::ops::kernel_name(t));
+}
+
 const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
                            GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
                            GgmlType::MXFP4, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
@@ -73,6 +92,7 @@ const bool kRegistered = [] {
     const std::string name(moe::type_name(t));
     benchmark::RegisterBenchmark(("quant_gemv_2048/" + name).c_str(), bm_gemv, t);
     benchmark::RegisterBenchmark(("quant_gemm64_2048/" + name).c_str(), bm_gemm64, t);
+    benchmark::RegisterBenchmark(("quant_gemv_dram/" + name).c_str(), bm_gemv_dram, t)->Iterations(8);
   }
   return true;
 }();

@@ -36,6 +36,18 @@
 namespace moe::ops::cpu {
 namespace {
 
+// Bytes ahead of the current weight block that each row stream prefetches.
+constexpr int kPrefetch = 2;  // row tiles ahead (decode is ~2x slower from DRAM without)
+
+// Prefetch distance (bytes) of the tile at row r of nr: the same block kPrefetch
+// tiles ahead (rows of a tile are a few KiB, too short for the hardware stream
+// prefetchers to train on), never past the call's rows (0 = the current block).
+inline size_t pf_bytes(int64_t r, int tr, int64_t nr, size_t row_stride) {
+  for (int k = kPrefetch; k > 0; --k)
+    if (r + (k + 1) * tr <= nr) return static_cast<size_t>(k) * tr * row_stride;
+  return 0;
+}
+
 MOE_T float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
 
 // ---- Q8_0 partner -----------------------------------------------------------------
@@ -133,7 +145,7 @@ MOE_T __m512 pair_scale(__m512 s16, int j) {
 
 template <class L, int TR, int TT>
 MOE_T void tile_q8(const uint8_t* wbase, size_t row_stride, const XPair* const* xp, int64_t nb, float* Y,
-                   int64_t ldy) {
+                   int64_t ldy, size_t pf) {
   using W = typename L::W;
   const W* rows[TR];
   for (int i = 0; i < TR; ++i) rows[i] = reinterpret_cast<const W*>(wbase + i * row_stride);
@@ -150,6 +162,9 @@ MOE_T void tile_q8(const uint8_t* wbase, size_t row_stride, const XPair* const* 
       __m512i u[TR];
       __m512 ds[TR];
       for (int i = 0; i < TR; ++i) {
+        // Software prefetch: weights come from a 4 KiB-page file mapping, where the
+        // hardware prefetchers stop at every page boundary.
+        _mm_prefetch(reinterpret_cast<const char*>(rows[i] + b) + pf, _MM_HINT_T0);
         u[i] = L::load(rows[i] + b, two);
         ds[i] = pair_scale(dw[i], pj);
       }
@@ -170,8 +185,8 @@ template <class L, int TT>
 MOE_T void rows_q8(const uint8_t* w, size_t row_stride, const XPair* const* xp, int64_t nb, float* Y,
                    int64_t ldy, int64_t nr) {
   int64_t r = 0;
-  for (; r + 4 <= nr; r += 4) tile_q8<L, 4, TT>(w + r * row_stride, row_stride, xp, nb, Y + r, ldy);
-  for (; r < nr; ++r) tile_q8<L, 1, TT>(w + r * row_stride, row_stride, xp, nb, Y + r, ldy);
+  for (; r + 4 <= nr; r += 4) tile_q8<L, 4, TT>(w + r * row_stride, row_stride, xp, nb, Y + r, ldy, pf_bytes(r, 4, nr, row_stride));
+  for (; r < nr; ++r) tile_q8<L, 1, TT>(w + r * row_stride, row_stride, xp, nb, Y + r, ldy, 0);
 }
 
 template <class L>
@@ -246,13 +261,19 @@ MOE_T void unpack_q4k(const BlockQ4K& b, KRow& k) {
 
 template <int TR, int TT>
 MOE_T void tile_q4k(const uint8_t* wbase, size_t row_stride, const BlockQ8K* const* xr, int64_t nb, float* Y,
-                    int64_t ldy) {
+                    int64_t ldy, size_t pf) {
   __m512 acc[TR][TT];
   for (int i = 0; i < TR; ++i)
     for (int j = 0; j < TT; ++j) acc[i][j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     KRow k[TR];
-    for (int i = 0; i < TR; ++i) unpack_q4k(reinterpret_cast<const BlockQ4K*>(wbase + i * row_stride)[b], k[i]);
+    for (int i = 0; i < TR; ++i) {
+      const char* p = reinterpret_cast<const char*>(wbase + i * row_stride + b * sizeof(BlockQ4K));
+      _mm_prefetch(p + pf, _MM_HINT_T0);
+      _mm_prefetch(p + pf + 64, _MM_HINT_T0);
+      _mm_prefetch(p + pf + 128, _MM_HINT_T0);
+      unpack_q4k(reinterpret_cast<const BlockQ4K*>(wbase + i * row_stride)[b], k[i]);
+    }
     for (int j = 0; j < TT; ++j) {
       const BlockQ8K& x = xr[j][b];
       float dx;
@@ -281,8 +302,8 @@ template <int TT>
 MOE_T void rows_q4k(const uint8_t* w, size_t row_stride, const BlockQ8K* const* xr, int64_t nb, float* Y,
                     int64_t ldy, int64_t nr) {
   int64_t r = 0;
-  for (; r + 4 <= nr; r += 4) tile_q4k<4, TT>(w + r * row_stride, row_stride, xr, nb, Y + r, ldy);
-  for (; r < nr; ++r) tile_q4k<1, TT>(w + r * row_stride, row_stride, xr, nb, Y + r, ldy);
+  for (; r + 4 <= nr; r += 4) tile_q4k<4, TT>(w + r * row_stride, row_stride, xr, nb, Y + r, ldy, pf_bytes(r, 4, nr, row_stride));
+  for (; r < nr; ++r) tile_q4k<1, TT>(w + r * row_stride, row_stride, xr, nb, Y + r, ldy, 0);
 }
 
 MOE_TF void gemm_q4k(const void* W, size_t row_stride, const void* X, size_t x_stride, int64_t m, float* Y,
