@@ -61,7 +61,8 @@ struct XPair {
 };
 
 template <int kOff>
-MOE_T void prepass_q8_0(const BlockQ8_0* xb, int64_t nb, XPair* out) {
+MOE_T void prepass_q8_0(const BlockQ8_0* xb, int64_t nb, XPair* out, float* dxs) {
+  for (int64_t b = 0; b < (nb + 15) / 16 * 16; ++b) dxs[b] = b < nb ? fp16_to_f32(xb[b].d) : 0.f;
   const __m512i off = _mm512_set1_epi8(static_cast<char>(kOff));
   for (int64_t b = 0; b < nb; b += 2) {
     const bool two = b + 1 < nb;
@@ -144,8 +145,8 @@ MOE_T __m512 pair_scale(__m512 s16, int j) {
 }
 
 template <class L, int TR, int TT>
-MOE_T void tile_q8(const uint8_t* wbase, size_t row_stride, const XPair* const* xp, int64_t nb, float* Y,
-                   int64_t ldy, size_t pf) {
+MOE_T void tile_q8(const uint8_t* wbase, size_t row_stride, const XPair* const* xp, const float* const* dxs,
+                   int64_t nb, float* Y, int64_t ldy, size_t pf) {
   using W = typename L::W;
   const W* rows[TR];
   for (int i = 0; i < TR; ++i) rows[i] = reinterpret_cast<const W*>(wbase + i * row_stride);
@@ -155,6 +156,10 @@ MOE_T void tile_q8(const uint8_t* wbase, size_t row_stride, const XPair* const* 
   for (int64_t b16 = 0; b16 < nb; b16 += 16) {
     __m512 dw[TR];
     for (int i = 0; i < TR; ++i) dw[i] = load_dw16<L>(rows[i], b16, nb);
+    if constexpr (TT == 1) {  // one token: fold d_x into the 16 scales once
+      const __m512 dx16 = _mm512_loadu_ps(dxs[0] + b16);
+      for (int i = 0; i < TR; ++i) dw[i] = _mm512_mul_ps(dw[i], dx16);
+    }
     const int64_t bend = std::min<int64_t>(nb, b16 + 16);
     for (int64_t b = b16; b < bend; b += 2) {
       const int pj = static_cast<int>((b - b16) / 2);
@@ -172,7 +177,10 @@ MOE_T void tile_q8(const uint8_t* wbase, size_t row_stride, const XPair* const* 
         const XPair& p = xp[j][b / 2];
         for (int i = 0; i < TR; ++i) {
           const __m512i s = _mm512_dpbusd_epi32(p.negc, u[i], p.x);
-          acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(ds[i], p.dx), acc[i][j]);
+          if constexpr (TT == 1)
+            acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds[i], acc[i][j]);
+          else
+            acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(ds[i], p.dx), acc[i][j]);
         }
       }
     }
@@ -182,11 +190,11 @@ MOE_T void tile_q8(const uint8_t* wbase, size_t row_stride, const XPair* const* 
 }
 
 template <class L, int TT>
-MOE_T void rows_q8(const uint8_t* w, size_t row_stride, const XPair* const* xp, int64_t nb, float* Y,
-                   int64_t ldy, int64_t nr) {
+MOE_T void rows_q8(const uint8_t* w, size_t row_stride, const XPair* const* xp, const float* const* dxs,
+                   int64_t nb, float* Y, int64_t ldy, int64_t nr) {
   int64_t r = 0;
-  for (; r + 4 <= nr; r += 4) tile_q8<L, 4, TT>(w + r * row_stride, row_stride, xp, nb, Y + r, ldy, pf_bytes(r, 4, nr, row_stride));
-  for (; r < nr; ++r) tile_q8<L, 1, TT>(w + r * row_stride, row_stride, xp, nb, Y + r, ldy, 0);
+  for (; r + 4 <= nr; r += 4) tile_q8<L, 4, TT>(w + r * row_stride, row_stride, xp, dxs, nb, Y + r, ldy, pf_bytes(r, 4, nr, row_stride));
+  for (; r < nr; ++r) tile_q8<L, 1, TT>(w + r * row_stride, row_stride, xp, dxs, nb, Y + r, ldy, 0);
 }
 
 template <class L>
@@ -195,24 +203,29 @@ MOE_TF void gemm_q8(const void* W, size_t row_stride, const void* X, size_t x_st
   constexpr int TT = 4;
   const int64_t nb = n / 32, np = (nb + 1) / 2;
   thread_local std::vector<uint8_t> raw;  // XPair[TT * np], 64-byte aligned by hand
-  const size_t need = static_cast<size_t>(TT * np) * sizeof(XPair) + 64;
+  const int64_t nb16 = (nb + 15) / 16 * 16;
+  const size_t need = static_cast<size_t>(TT * np) * sizeof(XPair) + static_cast<size_t>(TT * nb16) * 4 + 64;
   if (raw.size() < need) raw.resize(need);
   XPair* buf = reinterpret_cast<XPair*>((reinterpret_cast<uintptr_t>(raw.data()) + 63) & ~uintptr_t{63});
+  float* dbuf = reinterpret_cast<float*>(buf + TT * np);
   const auto* w = static_cast<const uint8_t*>(W);
   const auto* xbase = static_cast<const uint8_t*>(X);
   for (int64_t t = 0; t < m; t += TT) {
     const int T = static_cast<int>(std::min<int64_t>(TT, m - t));
     const XPair* xp[TT];
+    const float* dxs[TT];
     for (int j = 0; j < T; ++j) {
-      prepass_q8_0<L::kOff>(reinterpret_cast<const BlockQ8_0*>(xbase + (t + j) * x_stride), nb, &buf[j * np]);
+      prepass_q8_0<L::kOff>(reinterpret_cast<const BlockQ8_0*>(xbase + (t + j) * x_stride), nb, &buf[j * np],
+                            dbuf + j * nb16);
       xp[j] = &buf[j * np];
+      dxs[j] = dbuf + j * nb16;
     }
     float* y = Y + t * ldy;
     switch (T) {
-      case 1: rows_q8<L, 1>(w, row_stride, xp, nb, y, ldy, nr); break;
-      case 2: rows_q8<L, 2>(w, row_stride, xp, nb, y, ldy, nr); break;
-      case 3: rows_q8<L, 3>(w, row_stride, xp, nb, y, ldy, nr); break;
-      default: rows_q8<L, 4>(w, row_stride, xp, nb, y, ldy, nr); break;
+      case 1: rows_q8<L, 1>(w, row_stride, xp, dxs, nb, y, ldy, nr); break;
+      case 2: rows_q8<L, 2>(w, row_stride, xp, dxs, nb, y, ldy, nr); break;
+      case 3: rows_q8<L, 3>(w, row_stride, xp, dxs, nb, y, ldy, nr); break;
+      default: rows_q8<L, 4>(w, row_stride, xp, dxs, nb, y, ldy, nr); break;
     }
   }
 }
