@@ -199,7 +199,7 @@ void Context::attention(int il, std::span<const BatchToken> batch, const float* 
 // A = silu(G) * U, then O = A.down^T (a second region). Reads only active experts.
 void Context::expert_matmul(const LayerWeights& L, int64_t T) {
   const ModelConfig& c = model_->cfg;
-  const int64_t E = c.n_embd, F = c.n_ff_exp, S = disp_.n_slots();
+  const int64_t E = c.n_embd, F = c.n_ff_exp;
   const size_t qx = ops::activation_row_bytes(L.gate_exps.type, E);
   const size_t qa = ops::activation_row_bytes(L.down_exps.type, F);
   const int nt = pool_.size();
