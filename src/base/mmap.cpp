@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -38,6 +39,20 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     data_ = static_cast<const uint8_t*>(p);
   }
   ::close(fd);
+}
+
+void MappedFile::prefault(const std::function<void(size_t, size_t)>& progress) const {
+  if (!data_) return;
+  ::madvise(const_cast<uint8_t*>(data_), size_, MADV_WILLNEED);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t chunk = size_t{64} << 20;
+  volatile uint8_t sink = 0;
+  for (size_t off = 0; off < size_; off += chunk) {
+    const size_t end = std::min(size_, off + chunk);
+    for (size_t p = off; p < end; p += page) sink = sink + data_[p];
+    if (progress) progress(end, size_);
+  }
+  (void)sink;
 }
 
 MappedFile::~MappedFile() {

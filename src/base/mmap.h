@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -21,6 +22,9 @@ class MappedFile {
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // Reads every page once (so the first token does not stall on page faults),
+  // calling progress(bytes_done, bytes_total) every ~64 MiB.
+  void prefault(const std::function<void(size_t, size_t)>& progress) const;
 
  private:
   std::string path_;

@@ -118,6 +118,7 @@ class File {
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }  // start of the tensor data section
   size_t file_size() const { return bytes_.size(); }
+  const MappedFile* mapping() const { return map_.get(); }  // null for parse()
 
   // Metadata, in file order; find() returns nullptr for a missing key.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }

@@ -35,7 +35,7 @@ struct ChatOptions {
 };
 
 void chat(const ChatOptions& o) {
-  auto model = load_model(o.model);
+  auto model = load_with_progress(o.model);
   auto tok = Tokenizer::from_gguf(*model->file);
   std::string tmpl = tok->chat_template();
   if (tmpl.empty()) {

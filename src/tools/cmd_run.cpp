@@ -9,6 +9,8 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/mmap.h"
+#include "gguf/gguf.h"
 #include "base/timer.h"
 #include "model/context.h"
 #include "model/model.h"
@@ -49,13 +51,25 @@ struct RunOptions {
   bool ids_only = false;
 };
 
+}  // namespace
+
+// Loads a model; files over 1 GB are read in once with a progress line on stderr.
 std::shared_ptr<Model> load_with_progress(const std::string& path) {
   Timer t;
   auto m = load_model(path);
+  if (const MappedFile* map = m->file->mapping(); map && map->size() > (size_t{1} << 30)) {
+    map->prefault([&](size_t done, size_t total) {
+      fmt::print(stderr, "\rmoe: loading {}: {:.0f}% ({:.1f} / {:.1f} GB)", path,
+                 100.0 * done / total, done / 1e9, total / 1e9);
+      if (done == total) fmt::print(stderr, "\n");
+    });
+  }
   MOE_LOG_INFO("loaded {} ({}, {} layers, {:.1f} MB) in {:.2f} s", path, m->cfg.arch,
                m->cfg.n_layer, m->bytes_total / 1e6, t.seconds());
   return m;
 }
+
+namespace {
 
 void run(const RunOptions& o) {
   auto model = load_with_progress(o.model);

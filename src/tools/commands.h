@@ -4,6 +4,8 @@
 // edit elsewhere.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
 
 namespace moe::tools {
 
@@ -12,6 +14,15 @@ struct CommandRegistrar {
   CommandRegistrar(const char* name, RegisterFn fn);
 };
 void register_all_commands(CLI::App& app);
+
+}  // namespace moe::tools
+
+namespace moe {
+struct Model;
+namespace tools {
+// Loads a GGUF model, reading large files in with a progress line on stderr.
+std::shared_ptr<Model> load_with_progress(const std::string& path);
+}  // namespace tools
 
 }  // namespace moe::tools
 
