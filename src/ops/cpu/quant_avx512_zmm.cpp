@@ -189,12 +189,24 @@ MOE_T void tile_q8(const uint8_t* wbase, size_t row_stride, const XPair* const* 
     for (int i = 0; i < TR; ++i) Y[j * ldy + i] = hsum512(acc[i][j]);
 }
 
-template <class L, int TT>
-MOE_T void rows_q8(const uint8_t* w, size_t row_stride, const XPair* const* xp, const float* const* dxs,
-                   int64_t nb, float* Y, int64_t ldy, int64_t nr) {
-  int64_t r = 0;
-  for (; r + 4 <= nr; r += 4) tile_q8<L, 4, TT>(w + r * row_stride, row_stride, xp, dxs, nb, Y + r, ldy, pf_bytes(r, 4, nr, row_stride));
-  for (; r < nr; ++r) tile_q8<L, 1, TT>(w + r * row_stride, row_stride, xp, dxs, nb, Y + r, ldy, 0);
+// One row tile against T (1..4) tokens.
+template <class L, int TR>
+MOE_T void tile_q8_t(int T, const uint8_t* w, size_t row_stride, const XPair* const* xp, const float* const* dxs,
+                     int64_t nb, float* Y, int64_t ldy, size_t pf) {
+  switch (T) {
+    case 1: tile_q8<L, TR, 1>(w, row_stride, xp, dxs, nb, Y, ldy, pf); break;
+    case 2: tile_q8<L, TR, 2>(w, row_stride, xp, dxs, nb, Y, ldy, pf); break;
+    case 3: tile_q8<L, TR, 3>(w, row_stride, xp, dxs, nb, Y, ldy, pf); break;
+    default: tile_q8<L, TR, 4>(w, row_stride, xp, dxs, nb, Y, ldy, pf); break;
+  }
+}
+
+// Tokens per chunk: the prepassed activations of a chunk (~256 KiB) stay in L2 while
+// every row tile of the call runs over them, so the weights are streamed from
+// memory once per chunk rather than once per 4-token tile.
+inline int64_t token_chunk(size_t bytes_per_token) {
+  const int64_t c = static_cast<int64_t>((256u << 10) / std::max<size_t>(1, bytes_per_token));
+  return std::clamp<int64_t>(c / 4 * 4, 4, 128);
 }
 
 template <class L>
@@ -202,30 +214,39 @@ MOE_TF void gemm_q8(const void* W, size_t row_stride, const void* X, size_t x_st
                     int64_t ldy, int64_t nr, int64_t n) {
   constexpr int TT = 4;
   const int64_t nb = n / 32, np = (nb + 1) / 2;
-  thread_local std::vector<uint8_t> raw;  // XPair[TT * np], 64-byte aligned by hand
   const int64_t nb16 = (nb + 15) / 16 * 16;
-  const size_t need = static_cast<size_t>(TT * np) * sizeof(XPair) + static_cast<size_t>(TT * nb16) * 4 + 64;
+  const size_t per_token = static_cast<size_t>(np) * sizeof(XPair) + static_cast<size_t>(nb16) * 4;
+  const int64_t tc = std::min<int64_t>(m, token_chunk(per_token));
+  thread_local std::vector<uint8_t> raw;  // XPair[tc * np] then f32[tc * nb16], 64-byte aligned by hand
+  const size_t need = static_cast<size_t>(tc) * per_token + 64;
   if (raw.size() < need) raw.resize(need);
   XPair* buf = reinterpret_cast<XPair*>((reinterpret_cast<uintptr_t>(raw.data()) + 63) & ~uintptr_t{63});
-  float* dbuf = reinterpret_cast<float*>(buf + TT * np);
+  float* dbuf = reinterpret_cast<float*>(buf + tc * np);
   const auto* w = static_cast<const uint8_t*>(W);
   const auto* xbase = static_cast<const uint8_t*>(X);
-  for (int64_t t = 0; t < m; t += TT) {
-    const int T = static_cast<int>(std::min<int64_t>(TT, m - t));
-    const XPair* xp[TT];
-    const float* dxs[TT];
-    for (int j = 0; j < T; ++j) {
-      prepass_q8_0<L::kOff>(reinterpret_cast<const BlockQ8_0*>(xbase + (t + j) * x_stride), nb, &buf[j * np],
+  for (int64_t t0 = 0; t0 < m; t0 += tc) {
+    const int64_t tn = std::min<int64_t>(tc, m - t0);
+    for (int64_t j = 0; j < tn; ++j)
+      prepass_q8_0<L::kOff>(reinterpret_cast<const BlockQ8_0*>(xbase + (t0 + j) * x_stride), nb, &buf[j * np],
                             dbuf + j * nb16);
-      xp[j] = &buf[j * np];
-      dxs[j] = dbuf + j * nb16;
-    }
-    float* y = Y + t * ldy;
-    switch (T) {
-      case 1: rows_q8<L, 1>(w, row_stride, xp, dxs, nb, y, ldy, nr); break;
-      case 2: rows_q8<L, 2>(w, row_stride, xp, dxs, nb, y, ldy, nr); break;
-      case 3: rows_q8<L, 3>(w, row_stride, xp, dxs, nb, y, ldy, nr); break;
-      default: rows_q8<L, 4>(w, row_stride, xp, dxs, nb, y, ldy, nr); break;
+    for (int64_t r = 0; r < nr;) {
+      const bool full = r + 4 <= nr;
+      const size_t pf = full ? pf_bytes(r, 4, nr, row_stride) : 0;
+      for (int64_t t = 0; t < tn; t += TT) {
+        const int T = static_cast<int>(std::min<int64_t>(TT, tn - t));
+        const XPair* xp[TT];
+        const float* dxs[TT];
+        for (int j = 0; j < T; ++j) {
+          xp[j] = &buf[(t + j) * np];
+          dxs[j] = dbuf + (t + j) * nb16;
+        }
+        float* y = Y + (t0 + t) * ldy + r;
+        if (full)
+          tile_q8_t<L, 4>(T, w + r * row_stride, row_stride, xp, dxs, nb, y, ldy, pf);
+        else
+          tile_q8_t<L, 1>(T, w + r * row_stride, row_stride, xp, dxs, nb, y, ldy, 0);
+      }
+      r += full ? 4 : 1;
     }
   }
 }
@@ -311,30 +332,40 @@ MOE_T void tile_q4k(const uint8_t* wbase, size_t row_stride, const BlockQ8K* con
     for (int i = 0; i < TR; ++i) Y[j * ldy + i] = hsum512(acc[i][j]);
 }
 
-template <int TT>
-MOE_T void rows_q4k(const uint8_t* w, size_t row_stride, const BlockQ8K* const* xr, int64_t nb, float* Y,
-                    int64_t ldy, int64_t nr) {
-  int64_t r = 0;
-  for (; r + 4 <= nr; r += 4) tile_q4k<4, TT>(w + r * row_stride, row_stride, xr, nb, Y + r, ldy, pf_bytes(r, 4, nr, row_stride));
-  for (; r < nr; ++r) tile_q4k<1, TT>(w + r * row_stride, row_stride, xr, nb, Y + r, ldy, 0);
+template <int TR>
+MOE_T void tile_q4k_t(int T, const uint8_t* w, size_t row_stride, const BlockQ8K* const* xr, int64_t nb, float* Y,
+                      int64_t ldy, size_t pf) {
+  switch (T) {
+    case 1: tile_q4k<TR, 1>(w, row_stride, xr, nb, Y, ldy, pf); break;
+    case 2: tile_q4k<TR, 2>(w, row_stride, xr, nb, Y, ldy, pf); break;
+    case 3: tile_q4k<TR, 3>(w, row_stride, xr, nb, Y, ldy, pf); break;
+    default: tile_q4k<TR, 4>(w, row_stride, xr, nb, Y, ldy, pf); break;
+  }
 }
 
 MOE_TF void gemm_q4k(const void* W, size_t row_stride, const void* X, size_t x_stride, int64_t m, float* Y,
                      int64_t ldy, int64_t nr, int64_t n) {
   constexpr int TT = 4;
   const int64_t nb = n / 256;
+  const int64_t tc = std::min<int64_t>(m, token_chunk(x_stride));
   const auto* w = static_cast<const uint8_t*>(W);
   const auto* xbase = static_cast<const uint8_t*>(X);
-  for (int64_t t = 0; t < m; t += TT) {
-    const int T = static_cast<int>(std::min<int64_t>(TT, m - t));
-    const BlockQ8K* xr[TT];
-    for (int j = 0; j < T; ++j) xr[j] = reinterpret_cast<const BlockQ8K*>(xbase + (t + j) * x_stride);
-    float* y = Y + t * ldy;
-    switch (T) {
-      case 1: rows_q4k<1>(w, row_stride, xr, nb, y, ldy, nr); break;
-      case 2: rows_q4k<2>(w, row_stride, xr, nb, y, ldy, nr); break;
-      case 3: rows_q4k<3>(w, row_stride, xr, nb, y, ldy, nr); break;
-      default: rows_q4k<4>(w, row_stride, xr, nb, y, ldy, nr); break;
+  for (int64_t t0 = 0; t0 < m; t0 += tc) {
+    const int64_t tn = std::min<int64_t>(tc, m - t0);
+    for (int64_t r = 0; r < nr;) {
+      const bool full = r + 4 <= nr;
+      const size_t pf = full ? pf_bytes(r, 4, nr, row_stride) : 0;
+      for (int64_t t = 0; t < tn; t += TT) {
+        const int T = static_cast<int>(std::min<int64_t>(TT, tn - t));
+        const BlockQ8K* xr[TT];
+        for (int j = 0; j < T; ++j) xr[j] = reinterpret_cast<const BlockQ8K*>(xbase + (t0 + t + j) * x_stride);
+        float* y = Y + (t0 + t) * ldy + r;
+        if (full)
+          tile_q4k_t<4>(T, w + r * row_stride, row_stride, xr, nb, y, ldy, pf);
+        else
+          tile_q4k_t<1>(T, w + r * row_stride, row_stride, xr, nb, y, ldy, 0);
+      }
+      r += full ? 4 : 1;
     }
   }
 }
