@@ -3,10 +3,13 @@
 // the KV cache, and the MoE block (route -> dispatch -> expert_matmul -> combine).
 // The forward pass that calls these, layer by layer, is in forward.cpp.
 #include "model/context.h"
+#include "base/timer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "base/error.h"
@@ -15,6 +18,7 @@
 
 namespace moe {
 namespace {
+
 
 int default_threads() {
   unsigned n = std::thread::hardware_concurrency();
@@ -278,6 +282,8 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   const int64_t E = c.n_embd, K = c.n_expert_used;
 
   // route: router logits [T, n_expert] from unrounded activations (router is f32).
+  auto slot = [&](double& d) { return profile_ ? &d : nullptr; };
+  std::optional<StageTimer> timer(std::in_place, slot(times_.route));
   linear(L.gate_inp, x, T, router_.data());
   if (L.gate_inp_b.present())
     for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, L.gate_inp_b.f32(), router_.data() + t * c.n_expert, c.n_expert);
@@ -294,17 +300,21 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   for (int64_t i = 0; i < T * K; ++i) expert_load_[il][sel_[i]]++;
 
   // dispatch: quantize each token row once, then copy it to its experts' segments.
+  timer.emplace(slot(times_.dispatch));
   dispatch(sel_.data(), T, K, c.n_expert, disp_);
   const size_t qx = ops::activation_row_bytes(L.gate_exps.type, E);
   quantize_rows(L.gate_exps.type, x, T, E, qbuf_.data());
   for (int64_t s = 0; s < disp_.n_slots(); ++s)
     std::memcpy(xs_q_.data() + s * qx, qbuf_.data() + disp_.slot_token[s] * qx, qx);
 
+  timer.emplace(slot(times_.experts));
   expert_matmul(L, T);
+  timer.emplace(slot(times_.combine));
 
   std::fill(out, out + T * E, 0.0f);
   combine(eo_.data(), disp_, sel_w_.data(), T, K, E, out);
 
+  timer.emplace(slot(times_.shared_expert));
   if (c.n_ff_shexp > 0) {
     // Shared expert: every token, optionally gated by sigmoid(gate_inp_shexp . x).
     float* u = attn_.data();  // [T, n_embd]; the attention output is no longer needed

@@ -22,6 +22,13 @@ struct ContextOptions {
   int n_threads = 0;      // 0: all hardware threads
 };
 
+// Wall time per stage of the forward pass, accumulated while profiling is on
+// (moe bench --profile). Seconds.
+struct StageTimes {
+  double attention = 0, route = 0, dispatch = 0, experts = 0, combine = 0, shared_expert = 0,
+         dense_ffn = 0, lm_head = 0, total = 0;
+};
+
 // Per-layer routing record of the last eval (which experts each token used).
 struct RoutingRecord {
   std::vector<std::vector<int32_t>> experts;  // [n_layer][n_tokens * top_k]
@@ -63,6 +70,9 @@ class Context {
   // When enabled, eval() records the experts chosen per layer (for statistics and tests).
   void set_record_routing(bool on) { record_routing_ = on; }
   const RoutingRecord& routing() const { return routing_; }
+  void set_profile(bool on) { profile_ = on; }
+  const StageTimes& stage_times() const { return times_; }
+  void reset_stage_times() { times_ = {}; }
   // Tokens routed to each expert, accumulated over all evals: [n_layer][n_expert].
   const std::vector<std::vector<int64_t>>& expert_load() const { return expert_load_; }
 
@@ -111,6 +121,8 @@ class Context {
   std::vector<uint8_t> ea_q_;        // quantized SwiGLU output [n_slots, qrow(n_ff_exp)]
   std::vector<float> eo_;            // [n_slots, n_embd]
 
+  bool profile_ = false;
+  StageTimes times_;
   bool record_routing_ = false;
   RoutingRecord routing_;
   std::vector<std::vector<int64_t>> expert_load_;

@@ -12,12 +12,15 @@
 #include <algorithm>
 
 #include "model/context.h"
+#include "base/timer.h"
 #include "ops/math.h"
 #include "ops/quant.h"
 
 namespace moe {
 
 void Context::forward(std::span<const BatchToken> batch, float* logits) {
+  auto slot = [&](double& d) { return profile_ ? &d : nullptr; };
+  StageTimer total(slot(times_.total));
   const Model& m = *model_;
   const ModelConfig& c = m.cfg;
   const int64_t T = static_cast<int64_t>(batch.size());
@@ -43,10 +46,13 @@ void Context::forward(std::span<const BatchToken> batch, float* logits) {
 
     // ---- attention block ----
     for (int64_t t = 0; t < T; ++t) ops::rms_norm(x + t * E, L.attn_norm.f32(), xn + t * E, E, c.rms_eps);
-    if (c.attn == AttnKind::mla) {
-      mla_attention(il, batch, xn, tmp_.data());
-    } else {
-      standard_attention(il, batch, xn, tmp_.data());
+    {
+      StageTimer t(slot(times_.attention));
+      if (c.attn == AttnKind::mla) {
+        mla_attention(il, batch, xn, tmp_.data());
+      } else {
+        standard_attention(il, batch, xn, tmp_.data());
+      }
     }
     if (L.bo.present())
       for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, L.bo.f32(), tmp_.data() + t * E, E);
@@ -58,6 +64,7 @@ void Context::forward(std::span<const BatchToken> batch, float* logits) {
     if (c.layer_is_moe(il)) {
       moe_ffn(il, xn, T, f);
     } else {
+      StageTimer t(slot(times_.dense_ffn));
       dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, xn, T, c.n_ff, f);
     }
     for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, f + t * E, x + t * E, E);
@@ -67,6 +74,7 @@ void Context::forward(std::span<const BatchToken> batch, float* logits) {
   int64_t n_out = 0;
   for (int64_t t = 0; t < T; ++t)
     if (batch[t].logits) ops::rms_norm(x + t * E, m.output_norm.f32(), xn + n_out++ * E, E, c.rms_eps);
+  StageTimer t(slot(times_.lm_head));
   if (n_out > 0) linear(m.output, xn, n_out, logits);
 }
 

@@ -314,3 +314,26 @@ TEST(Forward, MultiSequenceBatchEqualsSeparateRuns) {
 
 }  // namespace
 }  // namespace moe
+
+namespace moe {
+namespace {
+
+TEST(Forward, StageProfileAccountsForTheStages) {
+  auto model = load_model(test::synth(small({"qwen2moe", GgmlType::Q8_0}), "profile"));
+  auto tokens = test::random_tokens(6, model->cfg.n_vocab, 8);
+  Context ctx(model, {.n_ctx = 8, .n_threads = 2});
+  std::vector<float> logits;
+  ctx.eval(tokens, logits, false);
+  EXPECT_EQ(ctx.stage_times().total, 0.0) << "profiling is off by default";
+  ctx.reset();
+  ctx.set_profile(true);
+  ctx.eval(tokens, logits, false);
+  const StageTimes& t = ctx.stage_times();
+  for (double v : {t.attention, t.route, t.dispatch, t.experts, t.combine, t.shared_expert, t.lm_head})
+    EXPECT_GT(v, 0.0);
+  EXPECT_LE(t.attention + t.route + t.dispatch + t.experts + t.combine + t.shared_expert + t.lm_head,
+            t.total * 1.0001);
+}
+
+}  // namespace
+}  // namespace moe
