@@ -1,0 +1,202 @@
+// Training ops with hand-written backward passes, templated on the scalar type:
+// float for training, double for the finite-difference gradient checks. All
+// tensors are row-major [rows, cols] (the last index is contiguous), weights are
+// [n_out, n_in] exactly as GGUF stores them. Every parallel loop partitions its
+// output so that each value is summed in one fixed order: results do not depend
+// on the number of threads. pool may be null (serial, e.g. inside expert items).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "base/thread_pool.h"
+
+namespace moe::train {
+
+// C[M,K] (+)= A[M,N] . B[N,K]  (float: vectorised kernel in gemm.cpp)
+void gemm_nn_f32(const float* A, const float* B, float* C, int64_t M, int64_t N, int64_t K,
+                 bool accumulate, ThreadPool* pool);
+
+template <typename T>
+void transpose(const T* A, T* At, int64_t M, int64_t N) {  // A[M,N] -> At[N,M]
+  constexpr int64_t b = 32;
+  for (int64_t i0 = 0; i0 < M; i0 += b)
+    for (int64_t j0 = 0; j0 < N; j0 += b)
+      for (int64_t i = i0; i < std::min(M, i0 + b); ++i)
+        for (int64_t j = j0; j < std::min(N, j0 + b); ++j) At[j * M + i] = A[i * N + j];
+}
+
+// C[M,K] (+)= A[M,N] . B[N,K]
+template <typename T>
+void gemm_nn(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bool accumulate,
+             ThreadPool* pool) {
+  if constexpr (std::is_same_v<T, float>) {
+    gemm_nn_f32(A, B, C, M, N, K, accumulate, pool);
+  } else {
+    auto rows = [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) {
+        T* c = C + m * K;
+        if (!accumulate) std::fill(c, c + K, T(0));
+        for (int64_t n = 0; n < N; ++n) {
+          const T a = A[m * N + n];
+          const T* b = B + n * K;
+          for (int64_t k = 0; k < K; ++k) c[k] += a * b[k];
+        }
+      }
+    };
+    if (pool) {
+      pool->parallel_for(M, [&](int64_t m, int) { rows(m, m + 1); });
+    } else {
+      rows(0, M);
+    }
+  }
+}
+
+// C[M,N] (+)= A[M,K] . B[N,K]^T   (forward of a linear layer: Y = X W^T)
+template <typename T>
+void gemm_nt(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bool accumulate,
+             ThreadPool* pool) {
+  thread_local std::vector<T> bt;
+  if (bt.size() < static_cast<size_t>(N * K)) bt.resize(N * K);
+  T* Bt = bt.data();
+  transpose(B, Bt, N, K);
+  gemm_nn(A, Bt, C, M, K, N, accumulate, pool);
+}
+
+// C[N,K] (+)= A[M,N]^T . B[M,K]   (weight gradient: dW += dY^T X)
+template <typename T>
+void gemm_tn(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bool accumulate,
+             ThreadPool* pool) {
+  thread_local std::vector<T> at;
+  if (at.size() < static_cast<size_t>(M * N)) at.resize(M * N);
+  transpose(A, at.data(), M, N);
+  gemm_nn(at.data(), B, C, N, M, K, accumulate, pool);
+}
+
+template <typename T>
+void for_rows(ThreadPool* pool, int64_t n, const auto& fn) {
+  if (pool) {
+    pool->parallel_for(n, [&](int64_t i, int) { fn(i); });
+  } else {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+  }
+}
+
+// ---- RMSNorm of one row: y = x * r * w, r = 1 / sqrt(mean(x^2) + eps). Returns r.
+template <typename T>
+T rms_norm_fwd(const T* x, const T* w, T* y, int64_t n, T eps) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * double(x[i]);
+  const T r = static_cast<T>(1.0 / std::sqrt(ss / double(n) + double(eps)));
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * r * w[i];
+  return r;
+}
+// dx (+)= r * dy*w - x * r^3 / n * sum(dy*w*x);  dw += dy * x * r (dw may be null)
+template <typename T>
+void rms_norm_bwd(const T* x, const T* w, T r, const T* dy, T* dx, T* dw, int64_t n, bool accumulate) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += double(dy[i]) * double(w[i]) * double(x[i]);
+  const T c = static_cast<T>(s * double(r) * double(r) * double(r) / double(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = r * dy[i] * w[i] - x[i] * c;
+    dx[i] = accumulate ? dx[i] + v : v;
+  }
+  if (dw)
+    for (int64_t i = 0; i < n; ++i) dw[i] += dy[i] * x[i] * r;
+}
+
+// ---- RoPE (NEOX pairs i, i + n/2) with a [n/2] (cos, sin) table; backward rotates back.
+template <typename T>
+void rope_fwd(T* x, const float* cs, int64_t n, bool inverse) {
+  const int64_t h = n / 2;
+  for (int64_t i = 0; i < h; ++i) {
+    const T c = cs[2 * i], s = inverse ? -cs[2 * i + 1] : cs[2 * i + 1];
+    const T a = x[i], b = x[i + h];
+    x[i] = a * c - b * s;
+    x[i + h] = a * s + b * c;
+  }
+}
+
+// ---- SwiGLU: a = silu(g) * u
+template <typename T>
+T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+template <typename T>
+void swiglu_fwd(const T* g, const T* u, T* a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) a[i] = g[i] * sigmoid(g[i]) * u[i];
+}
+template <typename T>
+void swiglu_bwd(const T* g, const T* u, const T* da, T* dg, T* du, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = sigmoid(g[i]);
+    du[i] = da[i] * g[i] * s;
+    dg[i] = da[i] * u[i] * s * (T(1) + g[i] * (T(1) - s));
+  }
+}
+
+// ---- softmax of one row (in place); backward dx = p * (dp - sum(p * dp)). Returns logsumexp.
+template <typename T>
+T softmax_fwd(T* x, int64_t n) {
+  T mx = x[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
+  const T inv = static_cast<T>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  return mx + static_cast<T>(std::log(sum));
+}
+template <typename T>
+void softmax_bwd(const T* p, const T* dp, T* dx, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += double(p[i]) * double(dp[i]);
+  for (int64_t i = 0; i < n; ++i) dx[i] = p[i] * (dp[i] - static_cast<T>(s));
+}
+
+// ---- causal attention of one (sequence, head): q [S, ldq], k/v [S, ldk] (head offset applied
+// by the caller), P [S, S] saved probabilities, o [S, ldo].
+template <typename T>
+void attention_fwd(const T* q, int64_t ldq, const T* k, const T* v, int64_t ldk, T* P, T* o,
+                   int64_t ldo, int64_t S, int64_t D, T scale) {
+  for (int64_t i = 0; i < S; ++i) {
+    T* p = P + i * S;
+    for (int64_t j = 0; j <= i; ++j) {
+      T s = 0;
+      for (int64_t d = 0; d < D; ++d) s += q[i * ldq + d] * k[j * ldk + d];
+      p[j] = s * scale;
+    }
+    softmax_fwd(p, i + 1);
+    T* oi = o + i * ldo;
+    std::fill(oi, oi + D, T(0));
+    for (int64_t j = 0; j <= i; ++j)
+      for (int64_t d = 0; d < D; ++d) oi[d] += p[j] * v[j * ldk + d];
+  }
+}
+// dq = (written), dk/dv (accumulated: kv heads are shared by a group of query heads).
+template <typename T>
+void attention_bwd(const T* q, int64_t ldq, const T* k, const T* v, int64_t ldk, const T* P,
+                   const T* dO, int64_t ldo, T* dq, T* dk, T* dv, int64_t S, int64_t D, T scale,
+                   T* tmp /* [S] */) {
+  for (int64_t i = 0; i < S; ++i) {
+    const T* p = P + i * S;
+    const T* doi = dO + i * ldo;
+    double sum = 0;
+    for (int64_t j = 0; j <= i; ++j) {
+      T dp = 0;
+      for (int64_t d = 0; d < D; ++d) dp += doi[d] * v[j * ldk + d];
+      tmp[j] = dp;
+      sum += double(p[j]) * double(dp);
+      for (int64_t d = 0; d < D; ++d) dv[j * ldk + d] += p[j] * doi[d];
+    }
+    T* dqi = dq + i * ldq;
+    std::fill(dqi, dqi + D, T(0));
+    for (int64_t j = 0; j <= i; ++j) {
+      const T ds = p[j] * (tmp[j] - static_cast<T>(sum)) * scale;
+      for (int64_t d = 0; d < D; ++d) {
+        dqi[d] += ds * k[j * ldk + d];
+        dk[j * ldk + d] += ds * q[i * ldq + d];
+      }
+    }
+  }
+}
+
+}  // namespace moe::train
