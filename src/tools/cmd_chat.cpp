@@ -105,12 +105,7 @@ void register_chat(CLI::App& app) {
   cmd->add_option("-n,--n-predict", o->n_predict, "Most tokens per reply")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
   cmd->add_option("-c,--ctx-size", o->ctx, "Context size (tokens)")->capture_default_str();
-  cmd->add_option("--temp", o->sp.temperature, "Temperature (0: greedy)")->capture_default_str();
-  cmd->add_option("--top-k", o->sp.top_k, "Top-k (0: off)")->capture_default_str();
-  cmd->add_option("--top-p", o->sp.top_p, "Top-p (1: off)")->capture_default_str();
-  cmd->add_option("--min-p", o->sp.min_p, "Min-p (0: off)")->capture_default_str();
-  cmd->add_option("--repeat-penalty", o->sp.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
-  cmd->add_option("--seed", o->sp.seed, "Sampling seed")->capture_default_str();
+  add_sampler_options(cmd, o->sp);
   cmd->callback([o] { chat(*o); });
 }
 

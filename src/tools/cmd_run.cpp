@@ -148,6 +148,16 @@ void logits_cmd(const std::string& model_path, const std::string& tokens, const 
 
 }  // namespace
 
+void add_sampler_options(CLI::App* cmd, SamplerParams& sp) {
+  cmd->add_option("--temp", sp.temperature, "Temperature (0: greedy)")->capture_default_str();
+  cmd->add_option("--top-k", sp.top_k, "Top-k (0: off)")->capture_default_str();
+  cmd->add_option("--top-p", sp.top_p, "Top-p (1: off)")->capture_default_str();
+  cmd->add_option("--min-p", sp.min_p, "Min-p (0: off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", sp.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
+  cmd->add_option("--repeat-last-n", sp.repeat_last_n, "Tokens the penalty looks back")->capture_default_str();
+  cmd->add_option("--seed", sp.seed, "Sampling seed")->capture_default_str();
+}
+
 static void register_run_commands(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   auto* run_cmd = app.add_subcommand("run", "Generate text from a prompt");
@@ -159,13 +169,7 @@ static void register_run_commands(CLI::App& app) {
   run_cmd->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
   run_cmd->add_option("-c,--ctx-size", o->ctx, "Context size (tokens)")->capture_default_str();
   run_cmd->add_option("-b,--batch-size", o->batch, "Tokens per forward pass in the prompt")->capture_default_str();
-  run_cmd->add_option("--temp", o->sp.temperature, "Temperature (0: greedy)")->capture_default_str();
-  run_cmd->add_option("--top-k", o->sp.top_k, "Top-k (0: off)")->capture_default_str();
-  run_cmd->add_option("--top-p", o->sp.top_p, "Top-p (1: off)")->capture_default_str();
-  run_cmd->add_option("--min-p", o->sp.min_p, "Min-p (0: off)")->capture_default_str();
-  run_cmd->add_option("--repeat-penalty", o->sp.repeat_penalty, "Repetition penalty (1: off)")->capture_default_str();
-  run_cmd->add_option("--repeat-last-n", o->sp.repeat_last_n, "Tokens the penalty looks back")->capture_default_str();
-  run_cmd->add_option("--seed", o->sp.seed, "Sampling seed")->capture_default_str();
+  add_sampler_options(run_cmd, o->sp);
   run_cmd->add_flag("--ids", o->ids_only, "Print generated token ids instead of text");
   run_cmd->callback([o] {
     MOE_CHECK(!o->prompt.empty() || !o->tokens.empty(), "run: give a prompt with -p or --tokens");

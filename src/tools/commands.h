@@ -19,7 +19,10 @@ void register_all_commands(CLI::App& app);
 
 namespace moe {
 struct Model;
+struct SamplerParams;
 namespace tools {
+// --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed
+void add_sampler_options(CLI::App* cmd, SamplerParams& sp);
 // Loads a GGUF model, reading large files in with a progress line on stderr.
 std::shared_ptr<Model> load_with_progress(const std::string& path);
 }  // namespace tools
