@@ -88,14 +88,6 @@ void rope_apply(float* x, const float* cos_sin, int64_t n_rot, bool neox) {
   }
 }
 
-void axpy(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
-float dot_f32(const float* a, const float* b, int64_t n) {
-  float s = 0.0f;
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
+// axpy and dot_f32: ops/cpu/math_hwy.cpp (Highway).
 
 }  // namespace moe::ops
