@@ -368,10 +368,13 @@ void Server::listen() { impl_->http.listen_after_bind(); }
 void Server::shutdown() {
   Impl& s = *impl_;
   std::call_once(s.shutdown_once, [&] {
-    s.shutting_down = true;
-    s.http.stop();  // stop accepting; workers finish their responses
+    s.shutting_down = true;  // new generations get 503
+    // Stop accepting: accept() fails, cpp-httplib leaves its loop and joins its
+    // workers once their responses are complete. Server::stop() is not used: it
+    // makes chunked responses end without their final chunk.
+    if (s.listen_fd >= 0) ::shutdown(s.listen_fd, SHUT_RDWR);
     const auto grace = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s.o.shutdown_grace_s));
-    s.sched->drain(Clock::now() + grace);
+    s.sched->drain(Clock::now() + grace);  // in-flight jobs finish, or are cancelled at the deadline
   });
 }
 

@@ -106,6 +106,7 @@ void Scheduler::finish(Slot& s, const std::string& reason, const std::string& er
     std::lock_guard<std::mutex> lk(mu_);
     stats_.jobs_done++;
     if (reason == "cancelled") stats_.jobs_cancelled++;
+    stats_.slots_busy = std::count_if(slots_.begin(), slots_.end(), [](const Slot& x) { return x.job != nullptr; });
   }
   std::lock_guard<std::mutex> lk(job->mu);
   job->done = true;
