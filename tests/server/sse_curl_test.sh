@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # curl against `moe serve`: raw SSE framing and headers of a streamed chat, JSON
 # error objects with their status codes, and a graceful shutdown: SIGTERM while a
-# stream is in flight ends that stream cleanly with [DONE] and the server exits 0.
+# 3000-token stream is in flight ends that stream cleanly with [DONE] and the server exits 0.
 # Usage: sse_curl_test.sh MOE_BIN WORKDIR
 set -euo pipefail
 MOE=$1; DIR=$2
@@ -11,7 +11,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 M=sse_model.gguf
 [ -f $M ] || "$MOE" synth -o $M --arch qwen3moe --layers 2 --embd 128 --heads 4 --kv-heads 2 --head-dim 32 --experts 8 \
   --top-k 2 --expert-ff 64 --vocab 512 --type "${MOE_TEST_TYPE:-q8_0}" --std 0 >/dev/null 2>&1
-"$MOE" serve -m $M --port 0 -np 2 -c 1024 --api-key k3y >serve.out 2>serve.err &
+"$MOE" serve -m $M --port 0 -np 2 -c 4096 --api-key k3y >serve.out 2>serve.err &
 PID=$!
 trap 'kill -9 $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do grep -q 'listening on' serve.err && break; sleep 0.05; done
@@ -54,8 +54,9 @@ assert chunks[-1]['choices'] == [] and chunks[-1]['usage']['completion_tokens'] 
 PY
 
 # Graceful shutdown: a long stream is in flight when SIGTERM arrives.
+rm -f long.txt
 curl -sN -H 'Authorization: Bearer k3y' $U/v1/completions \
-  -d '{"prompt":"Once upon a time","max_tokens":600,"ignore_eos":true,"stream":true}' > long.txt &
+  -d '{"prompt":"Once upon a time","max_tokens":3000,"ignore_eos":true,"stream":true}' > long.txt &
 CURL=$!
 for _ in $(seq 1 100); do [ -s long.txt ] && break; sleep 0.05; done
 [ -s long.txt ] || fail "the long stream did not start"
