@@ -2,6 +2,7 @@
 // GPT-2 pre-tokenizer regex, words are counted, and the most frequent adjacent
 // pair is merged until the vocabulary is full (ties: the smaller id pair). Pair
 // counts are updated incrementally for the words a merge touches.
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -130,6 +131,8 @@ BpeStats train_bpe(const std::vector<std::string>& paths, int64_t n_vocab, const
                 {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
                 {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
                 {"vocab", vocab}, {"merges", jm}};
+  const auto parent = std::filesystem::path(out_json).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
   std::ofstream out(out_json);
   MOE_CHECK(out.good(), "tokenizer-train: cannot write '{}'", out_json);
   out << j.dump(1) << "\n";

@@ -135,7 +135,8 @@ TrainResult run_training(const TrainOptions& o) {
     tr.x.push_back(double(st.step + 1));
     tr.y.push_back(sum.ce);
     const bool last = st.step + 1 == o.optim.total_steps;
-    const bool out_of_time = o.time_limit_s > 0 && el > o.time_limit_s;
+    const bool out_of_time = (o.time_limit_s > 0 && el > o.time_limit_s) ||
+                             (o.stop_after > 0 && st.step + 1 - first >= o.stop_after);
     if ((o.eval_every > 0 && (st.step + 1) % o.eval_every == 0) || last || out_of_time) {
       const double vl = validate();
       j["val_loss"] = vl;

@@ -29,6 +29,7 @@ struct TrainOptions {
   std::string resume;             // checkpoint to continue from
   std::string export_path;        // GGUF written at the end ("" : out_dir/model.gguf)
   std::string export_type = "f32";  // f32 | f16
+  int64_t stop_after = 0;         // stop (with a checkpoint) after this many steps of this run
   double time_limit_s = 0;        // stop early (and export) after this many seconds; 0: none
   bool progress = true;
 };
