@@ -70,4 +70,24 @@ set -e
 tail -c 14 long.txt | grep -q 'data: \[DONE\]' || fail "in-flight stream not finished cleanly: $(tail -c 200 long.txt)"
 grep -q 'SIGTERM received' serve.err || fail "no shutdown log"
 curl -s $U/health >/dev/null 2>&1 && fail "still accepting after shutdown"
+
+# Shutdown deadline: a stream still running after --shutdown-grace is cancelled
+# with an error event, still followed by [DONE]; exit code 0.
+"$MOE" serve -m $M --port 0 -np 1 -c 8192 --max-tokens 8000 --shutdown-grace 0.2 >serve2.out 2>serve2.err &
+PID=$!
+for _ in $(seq 1 200); do grep -q 'listening on' serve2.err && break; sleep 0.05; done
+U=http://127.0.0.1:$(grep -o 'http://127.0.0.1:[0-9]*' serve2.err | sed 's/.*://')
+for _ in $(seq 1 100); do curl -sf $U/health >/dev/null && break; sleep 0.05; done
+rm -f cut.txt
+curl -sN $U/v1/completions -d '{"prompt":"Once","max_tokens":8000,"ignore_eos":true,"stream":true}' > cut.txt &
+CURL=$!
+for _ in $(seq 1 100); do [ -s cut.txt ] && break; sleep 0.05; done
+kill -TERM $PID
+set +e
+wait $PID; RC=$?
+wait $CURL; CRC=$?
+set -e
+[ $RC = 0 ] && [ $CRC = 0 ] || fail "deadline shutdown: server $RC, curl $CRC"
+tail -c 14 cut.txt | grep -q 'data: \[DONE\]' || fail "cancelled stream without [DONE]"
+grep -q '"finish_reason":"length"' cut.txt || grep -q '^data: {"error":' cut.txt || fail "cancelled stream without an error event"
 echo "sse_curl_test: OK"
