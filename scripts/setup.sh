@@ -9,7 +9,7 @@ preset="${1:-release}"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-packages=(cmake g++ make pkg-config git
+packages=(cmake g++ make pkg-config git curl
   libhwy-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libfmt-dev
   libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
