@@ -3,11 +3,15 @@
 // loads) and `moe tokenizer-train` (a byte-level BPE tokenizer.json from text).
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 #include "tools/commands.h"
 #include "train/data.h"
+#include "train/plot.h"
 #include "train/trainer.h"
 
 namespace moe::tools {
@@ -83,6 +87,51 @@ void register_train_commands(CLI::App& app) {
     const auto st = train::train_bpe(*paths, *vocab, *out);
     fmt::print(stderr, "moe tokenizer-train: {} distinct words, {} merges; wrote {}\n", st.n_words,
                st.n_merges, *out);
+  });
+
+  // train-report: compare runs (the scaling experiment)
+  auto runs = std::make_shared<std::vector<std::string>>();
+  auto rout = std::make_shared<std::string>("docs/scaling");
+  auto* r = app.add_subcommand("train-report", "Plot and tabulate several `moe train` runs (scaling)");
+  r->add_option("--run", *runs, "LABEL=OUT_DIR of a finished run (repeat)")->required();
+  r->add_option("-o,--out", *rout, "Folder for val_loss.svg and throughput.svg")->capture_default_str();
+  r->callback([runs, rout] {
+    std::vector<train::Series> loss, tput(1);
+    tput[0].label = "train tokens/s";
+    fmt::print("| run | experts | top-k | total params | active params | tokens | val loss | tokens/s | max/mean load per layer |\n"
+               "|---|---|---|---|---|---|---|---|---|\n");
+    for (const std::string& spec : *runs) {
+      const auto eq = spec.find('=');
+      MOE_CHECK(eq != std::string::npos, "--run '{}': expected LABEL=DIR", spec);
+      const std::string label = spec.substr(0, eq), dir = spec.substr(eq + 1);
+      std::ifstream sin(dir + "/summary.json");
+      MOE_CHECK(sin.good(), "{}/summary.json: missing (did the run finish?)", dir);
+      const auto sj = nlohmann::json::parse(sin);
+      train::Series se{label, {}, {}};
+      std::ifstream log(dir + "/metrics.jsonl");
+      for (std::string line; std::getline(log, line);) {
+        const auto j = nlohmann::json::parse(line);
+        if (j.contains("val_loss")) {
+          se.x.push_back(j["tokens"].get<double>());
+          se.y.push_back(j["val_loss"].get<double>());
+        }
+      }
+      loss.push_back(se);
+      tput[0].x.push_back(sj["n_params"].get<double>());
+      tput[0].y.push_back(sj["tokens_per_s"].get<double>());
+      std::string lm;
+      for (const auto& v : sj["load_max_over_mean"]) lm += fmt::format("{}{:.2f}", lm.empty() ? "" : " ", v.get<double>());
+      fmt::print("| {} | {} | {} | {:.2f} M | {:.2f} M | {} | {:.4f} | {:.0f} | {} |\n", label,
+                 sj["n_expert"].get<int64_t>(), sj["top_k"].get<int64_t>(),
+                 sj["n_params"].get<double>() / 1e6, sj["n_active"].get<double>() / 1e6,
+                 sj["tokens"].get<int64_t>(), sj["val_loss"].get<double>(),
+                 sj["tokens_per_s"].get<double>(), lm);
+    }
+    std::filesystem::create_directories(*rout);
+    train::write_line_chart(*rout + "/val_loss.svg", "Validation loss at constant active parameters",
+                            "training tokens", "validation cross-entropy (nats)", loss);
+    train::write_line_chart(*rout + "/throughput.svg", "Training throughput vs total parameters",
+                            "total parameters (log)", "tokens/s", tput, true);
   });
 }
 

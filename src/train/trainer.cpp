@@ -182,6 +182,15 @@ TrainResult run_training(const TrainOptions& o) {
   const std::string out = o.export_path.empty() ? o.out_dir + "/model.gguf" : o.export_path;
   MOE_CHECK(o.export_type == "f32" || o.export_type == "f16", "train: --export-type {} (f32 or f16)", o.export_type);
   export_gguf(m, st.tokenizer, out, o.export_type == "f16" ? GgmlType::F16 : GgmlType::F32, "moe-train");
+  {
+    nlohmann::json sj = {{"steps", res.steps}, {"train_loss", res.final_train_loss},
+                         {"val_loss", res.final_val_loss}, {"tokens_per_s", res.tokens_per_s},
+                         {"n_params", res.n_params}, {"n_active", res.n_active},
+                         {"n_expert", X}, {"top_k", shape.n_expert_used},
+                         {"tokens", res.steps * B * S * o.accum},
+                         {"load_max_over_mean", res.load_max_over_mean}};
+    std::ofstream(o.out_dir + "/summary.json") << sj.dump(1) << "\n";
+  }
   if (o.progress)
     fmt::print(stderr, "moe train: {} steps, train loss {:.4f}, validation loss {:.4f}, {:.0f} tok/s; wrote {}\n",
                res.steps, res.final_train_loss, res.final_val_loss, res.tokens_per_s, out);
