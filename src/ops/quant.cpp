@@ -2,7 +2,11 @@
 // table of the active instruction set (AVX-512 VNNI, AVX2, portable) and falls
 // back to the portable kernel for a type a SIMD table lacks. CPU features are
 // read once (__builtin_cpu_supports); MOE_KERNEL or set_kernel_override() can
-// force a lower path. Activation rounding uses the bit-exact reference code.
+// force a lower path. On the avx512 path the 512-bit kernels (quant_avx512_zmm.cpp)
+// come first for Q8_0/Q4_0/MXFP4/Q4_K, and activation rounding into q8_0/q8_1/q8_K
+// uses AVX-512 code bit-exact with the reference; other paths round with the
+// reference. gemm/gemv/quantize_activation_row report to the profiling hook of
+// ops/cpu/profile.h when one is installed.
 #include "ops/quant.h"
 
 #include <atomic>
