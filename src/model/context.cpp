@@ -152,16 +152,48 @@ void Context::quantize_rows(GgmlType weight_type, const float* X, int64_t T, int
 }
 
 void Context::linear(const Tensor& W, const float* X, int64_t T, float* Y, int64_t expert) {
-  const int64_t n_in = W.ne[0], n_out = W.ne[1];
-  const size_t qrow = ops::activation_row_bytes(W.type, n_in);
+  const Tensor* ws[1] = {&W};
+  float* ys[1] = {Y};
+  linear_multi(ws, X, T, ys, expert);
+}
+
+// Several matrices with the same input (q/k/v, gate/up): the input rows are rounded
+// once when the matrices share a dot-product partner format, and all row blocks of
+// all matrices run in one parallel region.
+void Context::linear_multi(std::span<const Tensor* const> Ws, const float* X, int64_t T,
+                           std::span<float* const> Ys, int64_t expert) {
+  const int64_t n_in = Ws[0]->ne[0];
+  const GgmlType act = ops::vec_dot_type(Ws[0]->type);
+  for (const Tensor* W : Ws) {
+    if (ops::vec_dot_type(W->type) != act || W->ne[0] != n_in) {  // mixed formats: one by one
+      for (size_t i = 0; i < Ws.size(); ++i) linear(*Ws[i], X, T, Ys[i], expert);
+      return;
+    }
+  }
+  const size_t qrow = ops::activation_row_bytes(Ws[0]->type, n_in);
   MOE_DASSERT(qrow * T <= qbuf_.size());
-  quantize_rows(W.type, X, T, n_in, qbuf_.data());
-  const uint8_t* w = W.matrix(expert);
-  const int64_t rb = row_block(n_out, pool_.size());
-  const int64_t n_blocks = (n_out + rb - 1) / rb;
-  pool_.parallel_for(n_blocks, [&](int64_t b, int) {
-    const int64_t r0 = b * rb, r1 = std::min(n_out, r0 + rb);
-    ops::gemm(W.type, w, W.row_bytes, qbuf_.data(), qrow, T, Y + r0, n_out, r0, r1, n_in);
+  if (T > 1) {
+    pool_.parallel_for(T, [&](int64_t t, int) {
+      ops::quantize_activation_row(Ws[0]->type, X + t * n_in, qbuf_.data() + t * qrow, n_in);
+    });
+  } else {
+    quantize_rows(Ws[0]->type, X, T, n_in, qbuf_.data());
+  }
+  using Block = LinearBlock;
+  std::vector<Block>& blocks = linear_blocks_;
+  blocks.clear();
+  int64_t rows = 0;
+  for (const Tensor* W : Ws) rows += W->ne[1];
+  const int64_t rb = row_block(rows, pool_.size());
+  for (size_t i = 0; i < Ws.size(); ++i)
+    for (int64_t r0 = 0; r0 < Ws[i]->ne[1]; r0 += rb)
+      blocks.push_back({static_cast<int32_t>(i), r0, std::min(Ws[i]->ne[1], r0 + rb)});
+  pool_.parallel_for(static_cast<int64_t>(blocks.size()), [&](int64_t b, int) {
+    const Block& k = blocks[b];
+    const Tensor& W = *Ws[k.m];
+    const int64_t n_out = W.ne[1];
+    ops::gemm(W.type, W.matrix(expert), W.row_bytes, qbuf_.data(), qrow, T, Ys[k.m] + k.r0, n_out,
+              k.r0, k.r1, n_in);
   });
 }
 
@@ -234,7 +266,8 @@ void Context::expert_matmul(const LayerWeights& L, int64_t T) {
               eu_.data() + off * F + it.r0, F, it.r0, it.r1, E);
   });
   // Expert biases, SwiGLU and the activation rounding for down, per slot.
-  for (int32_t e : disp_.active) {
+  pool_.parallel_for(static_cast<int64_t>(disp_.active.size()), [&](int64_t ai, int) {
+    const int32_t e = disp_.active[ai];
     for (int64_t s = disp_.offset[e]; s < disp_.offset[e + 1]; ++s) {
       float* g = eg_.data() + s * F;
       float* u = eu_.data() + s * F;
@@ -249,7 +282,7 @@ void Context::expert_matmul(const LayerWeights& L, int64_t T) {
       }
       ops::quantize_activation_row(L.down_exps.type, g, ea_q_.data() + s * qa, F);
     }
-  }
+  });
   make_items(E);
   pool_.parallel_for(static_cast<int64_t>(items.size()), [&](int64_t i, int) {
     const Item& it = items[i];
@@ -269,8 +302,9 @@ void Context::dense_ffn(const Tensor& gate, const Tensor& up, const Tensor& down
                         int64_t T, int64_t n_ff, float* out) {
   float* g = tmp_.data();
   float* u = tmp_.data() + T * n_ff;
-  linear(gate, x, T, g);
-  linear(up, x, T, u);
+  const Tensor* ws[2] = {&gate, &up};
+  float* ys[2] = {g, u};
+  linear_multi(ws, x, T, ys);
   for (int64_t t = 0; t < T; ++t) ops::swiglu(g + t * n_ff, u + t * n_ff, g + t * n_ff, n_ff);
   linear(down, g, T, out);
 }

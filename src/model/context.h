@@ -83,6 +83,8 @@ class Context {
 
   // Y[T, n_out] = X[T, n_in] . W^T  for expert slice `expert` of W (0 for 2-D).
   void linear(const Tensor& W, const float* X, int64_t T, float* Y, int64_t expert = 0);
+  void linear_multi(std::span<const Tensor* const> Ws, const float* X, int64_t T,
+                    std::span<float* const> Ys, int64_t expert = 0);
   void quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n, uint8_t* dst);
 
   void attention(int il, std::span<const BatchToken> batch, const float* q, float* out);
@@ -111,6 +113,11 @@ class Context {
   std::vector<float> mla_q_, mla_o_;                             // [n_batch, n_head, kv_lora]
   int64_t kv_k_dim_ = 0, kv_v_dim_ = 0;                          // floats per cached token
   std::vector<uint8_t> qbuf_;                                    // quantized activations
+  struct LinearBlock {
+    int32_t m;
+    int64_t r0, r1;
+  };
+  std::vector<LinearBlock> linear_blocks_;
   // MoE scratch
   std::vector<float> router_;        // [n_batch, n_expert]
   std::vector<int32_t> sel_;         // [n_batch, top_k]

@@ -90,9 +90,9 @@ void Context::standard_attention(int il, std::span<const BatchToken> batch, cons
   float* q = q_.data();    // [T, n_head * head_dim]
   float* k = k_.data();    // [T, n_head_kv * head_dim]
   float* v = v_.data();    // [T, n_head_kv * head_dim_v]
-  linear(L.wq, xn, T, q);
-  linear(L.wk, xn, T, k);
-  linear(L.wv, xn, T, v);
+  const Tensor* qkv[3] = {&L.wq, &L.wk, &L.wv};
+  float* qkv_out[3] = {q, k, v};
+  linear_multi(qkv, xn, T, qkv_out);
   if (c.qkv_bias) {
     for (int64_t t = 0; t < T; ++t) {
       ops::axpy(1.0f, L.bq.f32(), q + t * qd, qd);
