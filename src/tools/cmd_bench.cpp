@@ -211,7 +211,15 @@ uint64_t touch_weights(const Model& m) {
 struct StageSplit {
   double wall = 0;                    // seconds per token (tg) or per prompt (pp)
   double thread_s[kNumStages] = {};   // thread-seconds per stage
+  StageTimes forward;                 // wall seconds per forward-pass stage (Context profile)
 };
+
+// The forward pass's own stage split, per token or per prompt.
+std::vector<std::pair<const char*, double>> forward_stages(const StageTimes& t) {
+  return {{"attention", t.attention}, {"route", t.route},         {"dispatch", t.dispatch},
+          {"experts", t.experts},     {"combine", t.combine},     {"shared_expert", t.shared_expert},
+          {"dense_ffn", t.dense_ffn}, {"lm_head", t.lm_head},     {"total", t.total}};
+}
 
 void bench(const BenchOptions& o) {
   Timer t_load;
@@ -271,9 +279,17 @@ void bench(const BenchOptions& o) {
     build_ranges(*model);
     auto collect = [&](StageSplit& s, double wall, double per) {
       s.wall = wall / per;
+      s.forward = ctx.stage_times();
+      for (auto* v : {&s.forward.attention, &s.forward.route, &s.forward.dispatch, &s.forward.experts,
+                      &s.forward.combine, &s.forward.shared_expert, &s.forward.dense_ffn,
+                      &s.forward.lm_head, &s.forward.total})
+        *v /= per;
+      ctx.reset_stage_times();
       for (int i = 0; i < kNumStages; ++i) s.thread_s[i] = static_cast<double>(g_stage_ns[i].load()) * 1e-9 / per;
     };
     ops::set_profile_hook(profile_hook);
+    ctx.set_profile(true);
+    ctx.reset_stage_times();
     if (o.n_prompt > 0) {
       reset_profile();
       collect(prof_pp, run_pp(), 1.0);
@@ -283,6 +299,7 @@ void bench(const BenchOptions& o) {
       collect(prof_tg, run_tg(), o.n_gen);
     }
     ops::set_profile_hook(nullptr);
+    ctx.set_profile(false);
   }
 
   Bandwidth bw = measure_bandwidth(nt, o.bw_mib, 3);
@@ -308,6 +325,7 @@ void bench(const BenchOptions& o) {
       accounted += w;
     }
     j["other_s"] = std::max(0.0, s.wall - accounted);
+    for (const auto& [name, v] : forward_stages(s.forward)) j["forward"][name] = v;
     return j;
   };
 
@@ -373,6 +391,9 @@ void bench(const BenchOptions& o) {
       const double other = std::max(0.0, s.wall - accounted);
       fmt::print("  {:<16} {:9.3f} ms  {:5.1f}%  (attention core, norms, rope, top-k, dispatch, combine)\n",
                  "other", other * 1e3, 100 * other / s.wall);
+      fmt::print("  forward-pass stages (wall):");
+      for (const auto& [name, v] : forward_stages(s.forward)) fmt::print(" {} {:.3f} ms", name, v * 1e3);
+      fmt::print("\n");
     };
     if (o.n_prompt > 0) show("pp (per prompt)", prof_pp);
     if (o.n_gen > 0) show("tg (per token)", prof_tg);
