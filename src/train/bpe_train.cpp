@@ -21,26 +21,11 @@ BpeStats train_bpe(const std::vector<std::string>& paths, int64_t n_vocab, const
   tok::Regex re(tok::regex_compat(tok::gpt2_pattern()));
   std::unordered_map<std::string, int64_t> counts;
   std::vector<std::pair<size_t, size_t>> spans;
-  for (const std::string& p : paths) {
-    std::ifstream in(p, std::ios::binary);
-    MOE_CHECK(in.good(), "tokenizer-train: cannot open '{}'", p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t end = std::min(text.size(), pos + (1 << 16));
-      if (end < text.size()) {
-        const size_t nl = text.find('\n', end);
-        end = nl == std::string::npos ? text.size() : nl + 1;
-      }
-      std::string_view part = std::string_view(text).substr(pos, end - pos);
-      spans.clear();
-      re.find_all(part, spans);
-      for (auto [a, b] : spans) counts[std::string(part.substr(a, b - a))]++;
-      pos = end;
-    }
-  }
+  for_each_text_piece(paths, "tokenizer-train", [&](std::string_view part) {
+    spans.clear();
+    re.find_all(part, spans);
+    for (auto [a, b] : spans) counts[std::string(part.substr(a, b - a))]++;
+  });
   // words as symbol ids (bytes first)
   std::vector<std::vector<int32_t>> words;
   std::vector<int64_t> freq;

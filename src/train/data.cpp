@@ -9,15 +9,15 @@
 
 namespace moe::train {
 
-std::vector<int32_t> tokenize_files(const Tokenizer& tok, const std::vector<std::string>& paths) {
-  std::vector<int32_t> out;
+void for_each_text_piece(const std::vector<std::string>& paths, const char* what,
+                         const std::function<void(std::string_view)>& piece,
+                         const std::function<void()>& file_done) {
   for (const std::string& p : paths) {
     std::ifstream in(p, std::ios::binary);
-    MOE_CHECK(in.good(), "train: cannot open data file '{}'", p);
+    MOE_CHECK(in.good(), "{}: cannot open data file '{}'", what, p);
     std::stringstream ss;
     ss << in.rdbuf();
     const std::string text = ss.str();
-    // encode in pieces cut at line ends (the pre-tokenizer never joins across "\n" + letter)
     size_t pos = 0;
     while (pos < text.size()) {
       size_t end = std::min(text.size(), pos + (1 << 16));
@@ -25,12 +25,24 @@ std::vector<int32_t> tokenize_files(const Tokenizer& tok, const std::vector<std:
         const size_t nl = text.find('\n', end);
         end = nl == std::string::npos ? text.size() : nl + 1;
       }
-      auto ids = tok.encode(std::string_view(text).substr(pos, end - pos));
-      out.insert(out.end(), ids.begin(), ids.end());
+      piece(std::string_view(text).substr(pos, end - pos));
       pos = end;
     }
-    if (tok.eos_id() >= 0) out.push_back(tok.eos_id());
+    if (file_done) file_done();
   }
+}
+
+std::vector<int32_t> tokenize_files(const Tokenizer& tok, const std::vector<std::string>& paths) {
+  std::vector<int32_t> out;
+  for_each_text_piece(
+      paths, "train",
+      [&](std::string_view part) {
+        auto ids = tok.encode(part);
+        out.insert(out.end(), ids.begin(), ids.end());
+      },
+      [&] {
+        if (tok.eos_id() >= 0) out.push_back(tok.eos_id());
+      });
   return out;
 }
 

@@ -4,7 +4,9 @@
 #pragma once
 #include <cstdint>
 #include <random>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace moe {
@@ -15,6 +17,13 @@ namespace moe::train {
 
 // Reads and tokenizes the files (in order, joined by the tokenizer's EOS when it has one).
 std::vector<int32_t> tokenize_files(const Tokenizer& tok, const std::vector<std::string>& paths);
+
+// Reads each file and calls piece(text) on ~64 KiB pieces cut after a line end
+// (pre-tokenizers never join across "\n" + letter), then file_done() after each file.
+// Errors name the file.
+void for_each_text_piece(const std::vector<std::string>& paths, const char* what,
+                         const std::function<void(std::string_view)>& piece,
+                         const std::function<void()>& file_done = {});
 
 struct Dataset {
   std::vector<int32_t> train, val;
