@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/fp16.h"
 #include "ops/math.h"
 #include "ops/quant.h"
 
@@ -53,8 +54,13 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
   MOE_CHECK(opts_.n_seq > 0, "number of sequences must be positive (got {})", opts_.n_seq);
   n_past_.assign(opts_.n_seq, 0);
   const size_t cache_rows = static_cast<size_t>(c.n_layer * opts_.n_seq * opts_.n_ctx);
-  k_cache_.resize(cache_rows * kd);
-  v_cache_.resize(cache_rows * vd);
+  if (opts_.kv_f16) {
+    k16_.resize(cache_rows * kd);
+    v16_.resize(cache_rows * vd);
+  } else {
+    k_cache_.resize(cache_rows * kd);
+    v_cache_.resize(cache_rows * vd);
+  }
   const int64_t wide = std::max({E, qd, od, c.n_ff, c.n_ff_shexp, c.q_lora_rank, c.kv_lora_rank});
   x_.resize(B * E);
   xn_.resize(B * E);
@@ -137,11 +143,33 @@ void Context::truncate(int seq, int64_t n) {
   n_past_[seq] = std::clamp<int64_t>(n, 0, n_past_[seq]);
 }
 
-float* Context::k_at(int il, int seq, int64_t pos) {
-  return k_cache_.data() + ((il * opts_.n_seq + seq) * opts_.n_ctx + pos) * kv_k_dim_;
+void Context::kv_store(bool k, int il, int seq, int64_t pos, const float* src) {
+  const int64_t row = k ? kv_k_dim_ : kv_v_dim_;
+  const size_t at = static_cast<size_t>(((il * opts_.n_seq + seq) * opts_.n_ctx + pos) * row);
+  if (opts_.kv_f16) {
+    uint16_t* dst = (k ? k16_ : v16_).data() + at;
+    for (int64_t i = 0; i < row; ++i) dst[i] = f32_to_fp16(src[i]);
+  } else {
+    std::copy(src, src + row, (k ? k_cache_ : v_cache_).data() + at);
+  }
 }
-float* Context::v_at(int il, int seq, int64_t pos) {
-  return v_cache_.data() + ((il * opts_.n_seq + seq) * opts_.n_ctx + pos) * kv_v_dim_;
+
+Context::KvView Context::kv_view(bool k, int il, int seq) const {
+  const int64_t row = k ? kv_k_dim_ : kv_v_dim_;
+  const size_t at = static_cast<size_t>((il * opts_.n_seq + seq) * opts_.n_ctx * row);
+  if (opts_.kv_f16) return {nullptr, (k ? k16_ : v16_).data() + at, row};
+  return {(k ? k_cache_ : v_cache_).data() + at, nullptr, row};
+}
+
+float Context::KvView::dot(const float* q, int64_t j, int64_t off, int64_t n) const {
+  return f16 ? ops::dot_f32_f16(q, f16 + j * row + off, n) : ops::dot_f32(q, f32 + j * row + off, n);
+}
+void Context::KvView::axpy(float a, int64_t j, int64_t off, int64_t n, float* y) const {
+  if (f16) {
+    ops::axpy_f16(a, f16 + j * row + off, y, n);
+  } else {
+    ops::axpy(a, f32 + j * row + off, y, n);
+  }
 }
 
 void Context::quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n,
@@ -206,19 +234,18 @@ void Context::attention(int il, std::span<const BatchToken> batch, const float* 
   const LayerWeights& L = model_->layers[il];
   const int64_t T = static_cast<int64_t>(batch.size());
   const int64_t H = c.n_head, D = c.head_dim, Dv = c.head_dim_v, g = c.n_head / c.n_head_kv;
-  const int64_t kd = kv_k_dim_, vd = kv_v_dim_;
   const bool swa = c.layer_is_swa(il);
   pool_.parallel_for(T * H, [&](int64_t item, int thread) {
     const int64_t t = item / H, h = item % H, hk = h / g;
     const int64_t j1 = batch[t].pos + 1;
     const int64_t j0 = swa ? std::max<int64_t>(0, j1 - c.n_swa) : 0;
-    const float* kc = k_at(il, batch[t].seq, 0);
-    const float* vc = v_at(il, batch[t].seq, 0);
+    const KvView kc = kv_view(true, il, batch[t].seq);
+    const KvView vc = kv_view(false, il, batch[t].seq);
     float* s = scores_.data() + static_cast<size_t>(thread) * opts_.n_ctx;
     const float* qh = q + t * H * D + h * D;
     float mx = L.sinks.present() ? L.sinks.f32()[h] : -INFINITY;
     for (int64_t j = j0; j < j1; ++j) {
-      s[j] = ops::dot_f32(qh, kc + j * kd + hk * D, D) * c.attn_scale;
+      s[j] = kc.dot(qh, j, hk * D, D) * c.attn_scale;
       mx = std::max(mx, s[j]);
     }
     double sum = L.sinks.present() ? std::exp(L.sinks.f32()[h] - mx) : 0.0;
@@ -226,7 +253,7 @@ void Context::attention(int il, std::span<const BatchToken> batch, const float* 
     const float inv = static_cast<float>(1.0 / sum);
     float* o = out + t * H * Dv + h * Dv;
     std::fill(o, o + Dv, 0.0f);
-    for (int64_t j = j0; j < j1; ++j) ops::axpy(s[j] * inv, vc + j * vd + hk * Dv, o, Dv);
+    for (int64_t j = j0; j < j1; ++j) vc.axpy(s[j] * inv, j, hk * Dv, Dv, o);
   });
 }
 

@@ -20,6 +20,7 @@ struct ContextOptions {
   int64_t n_seq = 1;      // sequence slots
   int64_t n_batch = 512;  // tokens per forward pass; longer inputs are split
   int n_threads = 0;      // 0: all hardware threads
+  bool kv_f16 = false;    // store the KV cache in IEEE half (half the memory) instead of f32
 };
 
 // Wall time per stage of the forward pass, accumulated while profiling is on
@@ -93,8 +94,17 @@ class Context {
   void mla_attention(int il, std::span<const BatchToken> batch, const float* xn, float* out);
   void dense_ffn(const Tensor& gate, const Tensor& up, const Tensor& down, const float* x,
                  int64_t T, int64_t n_ff, float* out);
-  float* k_at(int il, int seq, int64_t pos);  // KV cache rows
-  float* v_at(int il, int seq, int64_t pos);
+  // KV cache: rows of kv_k_dim_ / kv_v_dim_ values per (layer, sequence, position),
+  // f32 or f16. kv_store converts on the way in; KvView reads either.
+  struct KvView {
+    const float* f32;
+    const uint16_t* f16;
+    int64_t row;  // values per position
+    float dot(const float* q, int64_t j, int64_t off, int64_t n) const;
+    void axpy(float a, int64_t j, int64_t off, int64_t n, float* y) const;
+  };
+  void kv_store(bool k, int il, int seq, int64_t pos, const float* src);
+  KvView kv_view(bool k, int il, int seq) const;
   void moe_ffn(int il, const float* x, int64_t T, float* out);
   void expert_matmul(const LayerWeights& L, int64_t T);
 
@@ -104,7 +114,8 @@ class Context {
   std::vector<int64_t> n_past_;  // [n_seq]
 
   // KV cache, f32: [n_layer][n_seq][n_ctx][n_head_kv * head_dim]
-  std::vector<float> k_cache_, v_cache_;
+  std::vector<float> k_cache_, v_cache_;      // f32 cache
+  std::vector<uint16_t> k16_, v16_;           // f16 cache
 
   // Scratch, sized for n_batch tokens at construction.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, tmp_, ffn_out_;  // [n_batch, *]

@@ -115,8 +115,8 @@ void Context::standard_attention(int il, std::span<const BatchToken> batch, cons
     for (int64_t h = 0; h < H; ++h) ops::rope_apply(qt + h * D, cs, R, neox);
     for (int64_t h = 0; h < Hkv; ++h) ops::rope_apply(kt + h * D, cs, R, neox);
     // append to the sequence's KV cache at its position
-    std::copy(kt, kt + kd, k_at(il, batch[t].seq, batch[t].pos));
-    std::copy(v + t * vd, v + (t + 1) * vd, v_at(il, batch[t].seq, batch[t].pos));
+    kv_store(true, il, batch[t].seq, batch[t].pos, kt);
+    kv_store(false, il, batch[t].seq, batch[t].pos, v + t * vd);
   }
   attention(il, batch, q, attn_.data());
   linear(L.wo, attn_.data(), T, out);

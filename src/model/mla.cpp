@@ -44,7 +44,7 @@ void Context::mla_attention(int il, std::span<const BatchToken> batch, const flo
     const float* cs = rope_cs_.data() + t * R;
     ops::rope_apply(kvt + Lk, cs, R, neox);
     for (int64_t h = 0; h < H; ++h) ops::rope_apply(q + t * H * Dq + h * Dq + Nn, cs, R, neox);
-    std::copy(kvt, kvt + Kd, k_at(il, batch[t].seq, batch[t].pos));
+    kv_store(true, il, batch[t].seq, batch[t].pos, kvt);
   }
 
   // Absorb W_kb into the queries, one head at a time: [T, nope] -> [T, kv_lora].
@@ -60,16 +60,16 @@ void Context::mla_attention(int il, std::span<const BatchToken> batch, const flo
   pool_.parallel_for(T * H, [&](int64_t item, int thread) {
     const int64_t t = item / H, h = item % H;
     const int64_t n_keys = batch[t].pos + 1;
-    const float* kc = k_at(il, batch[t].seq, 0);
+    const KvView kc = kv_view(true, il, batch[t].seq);
     float* s = scores_.data() + static_cast<size_t>(thread) * opts_.n_ctx;
     const float* qa = q_abs + (t * H + h) * Lk;
     const float* qp = q + t * H * Dq + h * Dq + Nn;
     for (int64_t j = 0; j < n_keys; ++j)
-      s[j] = (ops::dot_f32(qa, kc + j * Kd, Lk) + ops::dot_f32(qp, kc + j * Kd + Lk, R)) * c.attn_scale;
+      s[j] = (kc.dot(qa, j, 0, Lk) + kc.dot(qp, j, Lk, R)) * c.attn_scale;
     ops::softmax(s, n_keys);
     float* o = o_lat + (t * H + h) * Lk;
     std::fill(o, o + Lk, 0.0f);
-    for (int64_t j = 0; j < n_keys; ++j) ops::axpy(s[j], kc + j * Kd, o, Lk);
+    for (int64_t j = 0; j < n_keys; ++j) kc.axpy(s[j], j, 0, Lk, o);
   });
 
   // Expand the latent outputs through W_vb per head, concatenate, project.

@@ -42,5 +42,8 @@ void swiglu_clamped(const float* g, const float* u, float* y, int64_t n, float a
 // y += a * x
 void axpy(float a, const float* x, float* y, int64_t n);
 float dot_f32(const float* a, const float* b, int64_t n);
+// The same with x / b in IEEE half (an f16 KV cache), widened to f32.
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n);
+float dot_f32_f16(const float* a, const uint16_t* b, int64_t n);
 
 }  // namespace moe::ops

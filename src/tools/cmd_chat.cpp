@@ -32,6 +32,7 @@ struct ChatOptions {
   int threads = 0;
   int64_t ctx = 4096;
   SamplerParams sp;
+  std::string kv_type = "f32";
 };
 
 void chat(const ChatOptions& o) {
@@ -42,7 +43,7 @@ void chat(const ChatOptions& o) {
     MOE_LOG_WARN("{} has no chat template; using ChatML", o.model);
     tmpl = kChatMl;
   }
-  Context ctx(model, {.n_ctx = o.ctx, .n_threads = o.threads});
+  Context ctx(model, {.n_ctx = o.ctx, .n_threads = o.threads, .kv_f16 = o.kv_type == "f16"});
   Sampler sampler(o.sp);
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
@@ -106,6 +107,9 @@ void register_chat(CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
   cmd->add_option("-c,--ctx-size", o->ctx, "Context size (tokens)")->capture_default_str();
   add_sampler_options(cmd, o->sp);
+  cmd->add_option("--kv-type", o->kv_type, "KV cache type: f32, or f16 (half the memory)")
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
   cmd->callback([o] { chat(*o); });
 }
 

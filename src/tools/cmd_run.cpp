@@ -49,6 +49,7 @@ struct RunOptions {
   int64_t batch = 512;
   SamplerParams sp;
   bool ids_only = false;
+  std::string kv_type = "f32";
 };
 
 }  // namespace
@@ -87,7 +88,8 @@ void run(const RunOptions& o) {
 #endif
   }
   MOE_CHECK(!prompt.empty(), "empty prompt");
-  Context ctx(model, {.n_ctx = o.ctx, .n_batch = o.batch, .n_threads = o.threads});
+  Context ctx(model, {.n_ctx = o.ctx, .n_batch = o.batch, .n_threads = o.threads,
+                      .kv_f16 = o.kv_type == "f16"});
   Sampler sampler(o.sp);
   std::vector<float> logits;
   std::vector<int32_t> history = prompt;
@@ -171,6 +173,9 @@ static void register_run_commands(CLI::App& app) {
   run_cmd->add_option("-b,--batch-size", o->batch, "Tokens per forward pass in the prompt")->capture_default_str();
   add_sampler_options(run_cmd, o->sp);
   run_cmd->add_flag("--ids", o->ids_only, "Print generated token ids instead of text");
+  run_cmd->add_option("--kv-type", o->kv_type, "KV cache type: f32, or f16 (half the memory)")
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
   run_cmd->callback([o] {
     MOE_CHECK(!o->prompt.empty() || !o->tokens.empty(), "run: give a prompt with -p or --tokens");
     run(*o);

@@ -5,6 +5,7 @@
 // from a sequential loop by float rounding only.
 #include <cstdint>
 
+#include "base/fp16.h"
 #include "ops/math.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -41,6 +42,31 @@ void AxpyF32(float alpha, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
+float DotF32F16(const float* a, const uint16_t* b, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<hwy::float16_t, decltype(d)> dh;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto* bh = reinterpret_cast<const hwy::float16_t*>(b);
+  auto s0 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::PromoteTo(d, hn::LoadU(dh, bh + i)), s0);
+  float s = hn::GetLane(hn::SumOfLanes(d, s0));
+  for (; i < n; ++i) s += a[i] * fp16_to_f32(b[i]);
+  return s;
+}
+
+void AxpyF16(float alpha, const uint16_t* x, float* y, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<hwy::float16_t, decltype(d)> dh;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto* xh = reinterpret_cast<const hwy::float16_t*>(x);
+  const auto va = hn::Set(d, alpha);
+  int64_t i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::MulAdd(va, hn::PromoteTo(d, hn::LoadU(dh, xh + i)), hn::LoadU(d, y + i)), d, y + i);
+  for (; i < n; ++i) y[i] += alpha * fp16_to_f32(x[i]);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace moe::ops::cpu
 HWY_AFTER_NAMESPACE();
@@ -50,7 +76,16 @@ namespace moe::ops {
 namespace cpu {
 HWY_EXPORT(DotF32);
 HWY_EXPORT(AxpyF32);
+HWY_EXPORT(DotF32F16);
+HWY_EXPORT(AxpyF16);
 }  // namespace cpu
+
+float dot_f32_f16(const float* a, const uint16_t* b, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(cpu::DotF32F16)(a, b, n);
+}
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(cpu::AxpyF16)(a, x, y, n);
+}
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   return HWY_DYNAMIC_DISPATCH(cpu::DotF32)(a, b, n);
