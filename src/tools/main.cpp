@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   CLI::App app{"moe: run sparse Mixture-of-Experts language models on the CPU", "moe"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "moe 0.1.0");
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("moe: error: ") + e.what() + " (see --help)\n";
+  });
   moe::tools::register_all_commands(app);
   try {
     app.parse(argc, argv);

