@@ -19,6 +19,17 @@ struct Sym {
   uint32_t start, len;  // byte range in the piece
 };
 
+// Joins symbol `left` with the one after it into token `id` (the right one empties).
+void merge_with_next(std::vector<Sym>& syms, int32_t left, int32_t id) {
+  Sym& l = syms[left];
+  Sym& r = syms[l.next];
+  l.id = id;
+  l.len += r.len;
+  r.len = 0;
+  l.next = r.next;
+  if (r.next >= 0) syms[r.next].prev = left;
+}
+
 void split_symbols(const VocabData& d, std::string_view piece, bool byte_level, std::vector<Sym>& syms) {
   syms.clear();
   if (byte_level) {
@@ -83,11 +94,7 @@ void bpe_encode(const VocabData& d, std::string_view piece, bool byte_level, std
     Sym& r = syms[l.next];
     if (r.id != c.right_id) continue;
     auto it = d.merges.find(VocabData::pair_key(l.id, r.id));
-    l.id = it->second.id;
-    l.len += r.len;
-    r.len = 0;
-    l.next = r.next;
-    if (r.next >= 0) syms[r.next].prev = c.left;
+    merge_with_next(syms, c.left, it->second.id);
     try_add(l.prev);
     try_add(c.left);
   }
@@ -123,11 +130,7 @@ void spm_encode(const VocabData& d, std::string_view piece, std::vector<int32_t>
     if (l.len == 0 || l.next < 0) continue;
     Sym& r = syms[l.next];
     if (l.len + r.len != c.size) continue;
-    l.id = c.id;
-    l.len += r.len;
-    r.len = 0;
-    l.next = r.next;
-    if (r.next >= 0) syms[r.next].prev = c.left;
+    merge_with_next(syms, c.left, c.id);
     try_add(l.prev);
     try_add(c.left);
   }
