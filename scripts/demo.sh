@@ -5,7 +5,7 @@
 # docs/TRAINING.md). Usage: bash scripts/demo.sh ["prompt"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh release
+bash scripts/setup.sh release moe
 model=models/kjv-moe.gguf
 build/release/bin/moe inspect "$model" --no-tensors
 build/release/bin/moe run -m "$model" -p "${1:-And God said}" -n 64 --seed 1

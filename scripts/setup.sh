@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything moe needs on a fresh Debian 12 machine and builds it.
-#   bash scripts/setup.sh [preset]     (preset: release (default), ci, debug, asan)
+#   bash scripts/setup.sh [preset] [target]
+#     preset: release (default), ci, debug, asan; target: one build target (default: all)
 # Debian packages: the compiler toolchain and the libraries listed in README.md.
 # npm packages (package.json): the independent references the tests compare with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"
+target="${2:-}"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
@@ -30,4 +32,4 @@ fi
 
 echo "setup: building (preset $preset)"
 cmake --preset "$preset" >/dev/null
-cmake --build --preset "$preset" -j"$(nproc)"
+cmake --build --preset "$preset" -j"$(nproc)" ${target:+--target "$target"}
