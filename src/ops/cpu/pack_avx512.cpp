@@ -1,0 +1,323 @@
+// AVX-512 VNNI kernels on the packed (row-interleaved) layouts of ops/pack.h, for
+// Q4_0, Q8_0 (activations q8_0) and Q4_K (activations q8_K). Called through
+// gemm_packed_avx512() by ops/pack.cpp on the avx512 kernel path only; compiled
+// with per-function target attributes, like quant_avx512_zmm.cpp.
+//
+// Layout (pack_kernels.h): a tile of 16 rows stores block b of its 16 rows as one
+// record, the records of a tile one after another, the tiles one after another.
+// Inside a record, 32-bit lane r of each 64-byte vector holds 4 weights of row r
+// (unsigned: Q4_0 nibble q in 0..15, Q8_0 q + 128; Q4_K nibble), so one vpdpbusd
+// with a broadcast activation dword adds 4 products to each of the 16 rows:
+//   acc_i[r] = sum_i u[r][i] * x[i]  (u8 x s8, exact in int32).
+// The offset of the unsigned weights is shared by all rows:
+//   sum_i (u - off) * x = acc_i - off * sum_i x,
+// so the int32 accumulator starts at -off * sum(x_block) (a per-token prepass).
+// Per block, acc_f[r] += float(acc_i[r]) * d_w[r] * d_x (16 rows in one fma).
+// Q4_K per sub-block s: acc_f[r] += float(acc_i[r]) * d[r] * sc_s[r], and per
+// super-block the min term -dmin[r] * sum_s m_s[r] * (bsums[2s] + bsums[2s+1]),
+// with vpdpwssd on (m_2p, m_2p+1) x (bs_2p, bs_2p+1) int16 pairs.
+// m > 1: a micro-kernel of 16 rows x up to 8 tokens unpacks each record once into
+// registers and reuses it for all the tokens. m == 1: the same micro-kernel with
+// one token; the matrix is one sequential stream, prefetched kPrefetch bytes ahead.
+#include <immintrin.h>
+
+// GCC 12 flags the _mm512_undefined_* inside its own cast/reduce intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "base/fp16.h"
+#include "ops/cpu/pack_kernels.h"
+#include "ops/cpu/quant_blocks.h"
+
+#define MOE_T __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c"))) inline
+#define MOE_TF __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")))
+
+namespace moe::ops::cpu {
+namespace {
+
+// Bytes ahead of the current record that the first pass over a tile prefetches
+// (the weights are one sequential stream; the hardware prefetchers stop at 4 KiB
+// pages, so software prefetch keeps DRAM busy across page boundaries).
+constexpr size_t kPrefetch = 4096;
+constexpr int kTT = 8;  // tokens per micro-kernel call
+
+MOE_T __m512i bcast32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+MOE_T __m512 load_ph16(const uint8_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// Prefetch [p, p + bytes) (bytes a multiple of 64 or not: every 64 bytes one line).
+template <size_t kBytes>
+MOE_T void prefetch_range(const uint8_t* p) {
+  for (size_t o = 0; o < kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
+}
+
+// ---- Q4_0 / Q8_0 (activations q8_0) ---------------------------------------------------
+
+// Per token and block: -off * sum(x_q) (int32 start of the accumulator) and d_x.
+struct ActQ8 {
+  int32_t corr;
+  float d;
+};
+
+template <int kOff>
+MOE_T void prepass_q8_0(const uint8_t* X, size_t x_stride, int64_t m, int64_t nb, ActQ8* out) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (int64_t t = 0; t < m; ++t) {
+    const auto* x = reinterpret_cast<const BlockQ8_0*>(X + t * x_stride);
+    for (int64_t b = 0; b < nb; ++b) {
+      // sum(q + 128) by vpsadbw, then minus 32 * 128
+      const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)), flip);
+      const __m256i s4 = _mm256_sad_epu8(v, _mm256_setzero_si256());
+      const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+      const int32_t sum = static_cast<int32_t>(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
+      out[t * nb + b] = {-kOff * sum, fp16_to_f32(x[b].d)};
+    }
+  }
+}
+
+// One tile (16 rows, nb records at p) x T tokens: Y[t * ldy + r]. pf: prefetch
+// distance in bytes, 0 = none.
+template <bool kQ4, int T>
+MOE_T void tile_q8_0(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride, const ActQ8* act,
+                     float* Y, int64_t ldy, size_t pf) {
+  constexpr size_t kRec = kQ4 ? kRecQ4_0 : kRecQ8_0;
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b, p += kRec) {
+    if (pf) prefetch_range<kRec>(p + pf);
+    const __m512 dw = load_ph16(p);
+    __m512i w[8];
+    if constexpr (kQ4) {
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v = _mm512_loadu_si512(p + 32 + 64 * j);
+        w[j] = _mm512_and_si512(v, m4);                         // elements 8j .. 8j+3
+        w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // elements 8j+4 .. 8j+7
+      }
+    } else {
+      for (int j = 0; j < 8; ++j) w[j] = _mm512_loadu_si512(p + 32 + 64 * j);  // elements 4j .. 4j+3
+    }
+    for (int t = 0; t < T; ++t) {
+      const int8_t* xq = reinterpret_cast<const BlockQ8_0*>(X + t * x_stride)[b].qs;
+      const ActQ8& a = act[t * nb + b];
+      __m512i s = _mm512_set1_epi32(a.corr);
+      if constexpr (kQ4) {
+        for (int j = 0; j < 4; ++j) {
+          s = _mm512_dpbusd_epi32(s, w[j], bcast32(xq + 8 * j));
+          s = _mm512_dpbusd_epi32(s, w[4 + j], bcast32(xq + 8 * j + 4));
+        }
+      } else {
+        for (int j = 0; j < 8; ++j) s = _mm512_dpbusd_epi32(s, w[j], bcast32(xq + 4 * j));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a.d)), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(Y + t * ldy, acc[t]);
+}
+
+template <bool kQ4>
+MOE_T void tile_q8_0_t(int T, const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride,
+                       const ActQ8* act, float* Y, int64_t ldy, size_t pf) {
+  switch (T) {
+    case 1: return tile_q8_0<kQ4, 1>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 2: return tile_q8_0<kQ4, 2>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 3: return tile_q8_0<kQ4, 3>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 4: return tile_q8_0<kQ4, 4>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 5: return tile_q8_0<kQ4, 5>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 6: return tile_q8_0<kQ4, 6>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 7: return tile_q8_0<kQ4, 7>(p, nb, X, x_stride, act, Y, ldy, pf);
+    default: return tile_q8_0<kQ4, 8>(p, nb, X, x_stride, act, Y, ldy, pf);
+  }
+}
+
+// Tokens per chunk: the activations of a chunk (~256 KiB) stay in L2 while every
+// tile runs over them, so the weights stream from memory once per chunk.
+inline int64_t token_chunk(size_t x_stride) {
+  const int64_t c = static_cast<int64_t>((256u << 10) / std::max<size_t>(1, x_stride));
+  return std::clamp<int64_t>(c / kTT * kTT, kTT, 256);
+}
+
+// Prefetch distance for tile k of `tiles` (tile_bytes each): none past the last tile.
+inline size_t pf_for(int64_t k, int64_t tiles, size_t tile_bytes) {
+  const size_t left = static_cast<size_t>(tiles - 1 - k) * tile_bytes;
+  return left >= kPrefetch ? kPrefetch : 0;
+}
+
+template <bool kQ4>
+MOE_TF void gemm_q8_0(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, size_t x_stride,
+                      int64_t m, float* Y, int64_t ldy) {
+  constexpr size_t kRec = kQ4 ? kRecQ4_0 : kRecQ8_0;
+  const size_t tile_bytes = static_cast<size_t>(nb) * kRec;
+  const int64_t tc = std::min<int64_t>(m, token_chunk(x_stride));
+  thread_local std::vector<ActQ8> act;
+  if (act.size() < static_cast<size_t>(tc * nb)) act.resize(static_cast<size_t>(tc * nb));
+  for (int64_t t0 = 0; t0 < m; t0 += tc) {
+    const int64_t tn = std::min<int64_t>(tc, m - t0);
+    const uint8_t* Xc = X + t0 * x_stride;
+    prepass_q8_0<kQ4 ? 8 : 128>(Xc, x_stride, tn, nb, act.data());
+    for (int64_t k = 0; k < tiles; ++k) {
+      const uint8_t* p = Wp + k * tile_bytes;
+      for (int64_t t = 0; t < tn; t += kTT) {
+        const int T = static_cast<int>(std::min<int64_t>(kTT, tn - t));
+        tile_q8_0_t<kQ4>(T, p, nb, Xc + t * x_stride, x_stride, act.data() + t * nb,
+                         Y + (t0 + t) * ldy + k * kTileRows, ldy, t == 0 ? pf_for(k, tiles, tile_bytes) : 0);
+      }
+    }
+  }
+}
+
+// vpshufb control that builds each dword from bytes (b0, b1, b2, b3) of the same dword
+// (0x80: zero).
+MOE_T __m512i dword_bytes(int b0, int b1, int b2, int b3) {
+  auto at = [](int b, int i) { return static_cast<uint32_t>(b == 0x80 ? 0x80 : 4 * i + b); };
+  uint32_t v[4];
+  for (int i = 0; i < 4; ++i) v[i] = at(b0, i) | at(b1, i) << 8 | at(b2, i) << 16 | at(b3, i) << 24;
+  return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
+}
+
+// ---- Q4_K (activations q8_K) ------------------------------------------------------------
+
+// Per token and super-block: d_x and the int16 pairs (bs_2p, bs_2p+1), p = 0..3,
+// bs_s = bsums[2s] + bsums[2s+1] = sum of x_q over sub-block s.
+struct ActQ8K {
+  float d;
+  int32_t bsp[4];
+};
+
+MOE_T void prepass_q8_k(const uint8_t* X, size_t x_stride, int64_t m, int64_t nb, ActQ8K* out) {
+  for (int64_t t = 0; t < m; ++t) {
+    const auto* x = reinterpret_cast<const BlockQ8K*>(X + t * x_stride);
+    for (int64_t b = 0; b < nb; ++b) {
+      ActQ8K& a = out[t * nb + b];
+      std::memcpy(&a.d, &x[b].d, 4);
+      for (int p = 0; p < 4; ++p) {
+        const auto lo = static_cast<uint16_t>(x[b].bsums[4 * p] + x[b].bsums[4 * p + 1]);
+        const auto hi = static_cast<uint16_t>(x[b].bsums[4 * p + 2] + x[b].bsums[4 * p + 3]);
+        a.bsp[p] = static_cast<int32_t>(lo | (static_cast<uint32_t>(hi) << 16));
+      }
+    }
+  }
+}
+
+template <int T>
+MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride, const ActQ8K* act,
+                     float* Y, int64_t ldy, size_t pf) {
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i k6 = _mm512_set1_epi32(0x3f3f3f3f), k4 = _mm512_set1_epi32(0x0f0f0f0f),
+                k2 = _mm512_set1_epi32(0x03030303);
+  // vpshufb controls (indices are bytes of the 128-bit lane, dword i = bytes 4i..4i+3):
+  // byte k of each dword zero-extended to int32, and bytes (0, 1) / (2, 3) to int16 pairs.
+  __m512i pick[4];
+  for (int k = 0; k < 4; ++k) pick[k] = dword_bytes(k, 0x80, 0x80, 0x80);
+  const __m512i pair01 = dword_bytes(0, 0x80, 1, 0x80);
+  const __m512i pair23 = dword_bytes(2, 0x80, 3, 0x80);
+  for (int64_t b = 0; b < nb; ++b, p += kRecQ4K) {
+    const __m512 dw = load_ph16(p);
+    const __m512 dmw = load_ph16(p + 32);
+    const __m512i u0 = _mm512_loadu_si512(p + kQ4KScalesOff);
+    const __m512i u1 = _mm512_loadu_si512(p + kQ4KScalesOff + 64);
+    const __m512i u2 = _mm512_loadu_si512(p + kQ4KScalesOff + 128);
+    // 6-bit scales and mins of sub-blocks 0..3 and 4..7, one byte each per lane
+    const __m512i s03 = _mm512_and_si512(u0, k6);
+    const __m512i s47 = _mm512_or_si512(_mm512_and_si512(u2, k4),
+                                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), k2), 4));
+    __m512 sb[T];
+    for (int t = 0; t < T; ++t) sb[t] = _mm512_setzero_ps();
+    for (int s = 0; s < 8; ++s) {
+      const uint8_t* g = p + kQ4KQsOff + kNibbleGroupBytes * s;
+      if (pf) prefetch_range<kNibbleGroupBytes>(g + pf);
+      const __m512i sc = _mm512_shuffle_epi8(s < 4 ? s03 : s47, pick[s & 3]);
+      const __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(sc));
+      __m512i w[8];
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v = _mm512_loadu_si512(g + 64 * j);
+        w[j] = _mm512_and_si512(v, m4);
+        w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      }
+      for (int t = 0; t < T; ++t) {
+        const int8_t* xq = reinterpret_cast<const BlockQ8K*>(X + t * x_stride)[b].qs + 32 * s;
+        __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[0], bcast32(xq));
+        a = _mm512_dpbusd_epi32(a, w[4], bcast32(xq + 4));
+        for (int j = 1; j < 4; ++j) {
+          a = _mm512_dpbusd_epi32(a, w[j], bcast32(xq + 8 * j));
+          a = _mm512_dpbusd_epi32(a, w[4 + j], bcast32(xq + 8 * j + 4));
+        }
+        sb[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), dsc, sb[t]);
+      }
+    }
+    if (pf) prefetch_range<kQ4KQsOff>(p + pf);
+    const __m512i m03 = _mm512_and_si512(u1, k6);
+    const __m512i m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), k4),
+                                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), k2), 4));
+    const __m512i mp[4] = {_mm512_shuffle_epi8(m03, pair01), _mm512_shuffle_epi8(m03, pair23),
+                           _mm512_shuffle_epi8(m47, pair01), _mm512_shuffle_epi8(m47, pair23)};
+    for (int t = 0; t < T; ++t) {
+      const ActQ8K& a = act[t * nb + b];
+      __m512i ms = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mp[0], _mm512_set1_epi32(a.bsp[0]));
+      for (int q = 1; q < 4; ++q) ms = _mm512_dpwssd_epi32(ms, mp[q], _mm512_set1_epi32(a.bsp[q]));
+      sb[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), dmw, sb[t]);
+      acc[t] = _mm512_fmadd_ps(sb[t], _mm512_set1_ps(a.d), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(Y + t * ldy, acc[t]);
+}
+
+MOE_T void tile_q4_k_t(int T, const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride,
+                       const ActQ8K* act, float* Y, int64_t ldy, size_t pf) {
+  switch (T) {
+    case 1: return tile_q4_k<1>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 2: return tile_q4_k<2>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 3: return tile_q4_k<3>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 4: return tile_q4_k<4>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 5: return tile_q4_k<5>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 6: return tile_q4_k<6>(p, nb, X, x_stride, act, Y, ldy, pf);
+    case 7: return tile_q4_k<7>(p, nb, X, x_stride, act, Y, ldy, pf);
+    default: return tile_q4_k<8>(p, nb, X, x_stride, act, Y, ldy, pf);
+  }
+}
+
+MOE_TF void gemm_q4_k(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, size_t x_stride,
+                      int64_t m, float* Y, int64_t ldy) {
+  const size_t tile_bytes = static_cast<size_t>(nb) * kRecQ4K;
+  const int64_t tc = std::min<int64_t>(m, token_chunk(x_stride));
+  thread_local std::vector<ActQ8K> act;
+  if (act.size() < static_cast<size_t>(tc * nb)) act.resize(static_cast<size_t>(tc * nb));
+  for (int64_t t0 = 0; t0 < m; t0 += tc) {
+    const int64_t tn = std::min<int64_t>(tc, m - t0);
+    const uint8_t* Xc = X + t0 * x_stride;
+    prepass_q8_k(Xc, x_stride, tn, nb, act.data());
+    for (int64_t k = 0; k < tiles; ++k) {
+      const uint8_t* p = Wp + k * tile_bytes;
+      for (int64_t t = 0; t < tn; t += kTT) {
+        const int T = static_cast<int>(std::min<int64_t>(kTT, tn - t));
+        tile_q4_k_t(T, p, nb, Xc + t * x_stride, x_stride, act.data() + t * nb,
+                    Y + (t0 + t) * ldy + k * kTileRows, ldy, t == 0 ? pf_for(k, tiles, tile_bytes) : 0);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+PackedGemmFn gemm_packed_avx512(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: return gemm_q8_0<true>;
+    case GgmlType::Q8_0: return gemm_q8_0<false>;
+    case GgmlType::Q4_K: return gemm_q4_k;
+    default: return nullptr;
+  }
+}
+
+}  // namespace moe::ops::cpu

@@ -1,0 +1,119 @@
+// Packing of weight matrices into the row-interleaved layouts of ops/pack.h and the
+// dispatch of gemm_packed: the AVX-512 VNNI kernels (cpu/pack_avx512.cpp) on the
+// avx512 kernel path, the portable kernels (cpu/pack_portable.cpp) on every other
+// path (MOE_KERNEL / set_kernel_override), so a packed model runs on any CPU.
+// The byte layout of a (tile, block) record is in cpu/pack_kernels.h; packing is
+// plain C++, identical on every path, and the packed matrix has the original size.
+#include "ops/pack.h"
+
+#include <cstring>
+
+#include "base/error.h"
+#include "ops/cpu/pack_kernels.h"
+#include "ops/cpu/quant_blocks.h"
+#include "ops/quant.h"
+
+namespace moe::ops {
+namespace {
+
+using cpu::kTileRows;
+
+// Nibble group (pack_kernels.h) from 16 rows of 32 values 0..15: q[r * 32 + l].
+void put_nibble_group(const uint8_t* q, uint8_t* dst) {
+  for (int j = 0; j < 4; ++j)
+    for (int r = 0; r < kTileRows; ++r)
+      for (int i = 0; i < 4; ++i)
+        dst[64 * j + 4 * r + i] =
+            static_cast<uint8_t>(q[r * 32 + 8 * j + i] | (q[r * 32 + 8 * j + 4 + i] << 4));
+}
+
+void pack_q4_0(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
+  uint8_t q[kTileRows * 32];
+  for (int r = 0; r < kTileRows; ++r) {
+    const auto& blk = reinterpret_cast<const BlockQ4_0*>(rows[r])[b];
+    std::memcpy(rec + 2 * r, &blk.d, 2);
+    for (int l = 0; l < 16; ++l) {
+      q[r * 32 + l] = blk.qs[l] & 0xF;
+      q[r * 32 + 16 + l] = blk.qs[l] >> 4;
+    }
+  }
+  put_nibble_group(q, rec + 32);
+}
+
+void pack_q8_0(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
+  uint8_t* g = rec + 32;
+  for (int r = 0; r < kTileRows; ++r) {
+    const auto& blk = reinterpret_cast<const BlockQ8_0*>(rows[r])[b];
+    std::memcpy(rec + 2 * r, &blk.d, 2);
+    for (int j = 0; j < 8; ++j)
+      for (int i = 0; i < 4; ++i)
+        g[64 * j + 4 * r + i] = static_cast<uint8_t>(blk.qs[4 * j + i]) ^ 0x80;
+  }
+}
+
+void pack_q4_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
+  uint8_t q[8][kTileRows * 32];  // [sub-block][row * 32 + l]
+  for (int r = 0; r < kTileRows; ++r) {
+    const auto& blk = reinterpret_cast<const BlockQ4K*>(rows[r])[b];
+    std::memcpy(rec + 2 * r, &blk.d, 2);
+    std::memcpy(rec + 32 + 2 * r, &blk.dmin, 2);
+    for (int p = 0; p < 3; ++p) std::memcpy(rec + cpu::kQ4KScalesOff + 64 * p + 4 * r, blk.scales + 4 * p, 4);
+    for (int c = 0; c < 4; ++c)  // chunk c of 32 bytes: sub-block 2c low nibbles, 2c+1 high
+      for (int l = 0; l < 32; ++l) {
+        q[2 * c][r * 32 + l] = blk.qs[32 * c + l] & 0xF;
+        q[2 * c + 1][r * 32 + l] = blk.qs[32 * c + l] >> 4;
+      }
+  }
+  for (int s = 0; s < 8; ++s) put_nibble_group(q[s], rec + cpu::kQ4KQsOff + cpu::kNibbleGroupBytes * s);
+}
+
+}  // namespace
+
+bool packable(GgmlType type, int64_t rows, int64_t n) {
+  if (cpu::packed_record_bytes(type) == 0 || rows <= 0 || n <= 0) return false;
+  return rows % kPackRows == 0 && n % traits(type).block_size == 0;
+}
+
+size_t packed_matrix_bytes(GgmlType type, int64_t rows, int64_t n) {
+  MOE_CHECK(packable(type, rows, n), "{} x {} matrix of {} has no packed layout", rows, n,
+            type_name(type));
+  const int64_t nb = n / traits(type).block_size;
+  return static_cast<size_t>(rows / kPackRows) * static_cast<size_t>(nb) * cpu::packed_record_bytes(type);
+}
+
+void pack_matrix(GgmlType type, const void* W, size_t row_stride, int64_t rows, int64_t n, void* dst) {
+  MOE_CHECK(packable(type, rows, n), "{} x {} matrix of {} has no packed layout", rows, n,
+            type_name(type));
+  MOE_CHECK(row_stride >= row_bytes(type, n), "row stride {} < row bytes {}", row_stride,
+            row_bytes(type, n));
+  const int64_t nb = n / traits(type).block_size;
+  const size_t rec = cpu::packed_record_bytes(type);
+  void (*pack_block)(const uint8_t* const*, int64_t, uint8_t*) =
+      type == GgmlType::Q4_0 ? pack_q4_0 : type == GgmlType::Q8_0 ? pack_q8_0 : pack_q4_k;
+  auto* out = static_cast<uint8_t*>(dst);
+  const auto* w = static_cast<const uint8_t*>(W);
+  for (int64_t t = 0; t < rows / kPackRows; ++t) {
+    const uint8_t* tile_rows[kTileRows];
+    for (int r = 0; r < kTileRows; ++r) tile_rows[r] = w + static_cast<size_t>(t * kPackRows + r) * row_stride;
+    for (int64_t b = 0; b < nb; ++b, out += rec) pack_block(tile_rows, b, out);
+  }
+}
+
+void gemm_packed(GgmlType type, const void* Wp, int64_t rows, const void* X_q, size_t x_stride,
+                 int64_t m, float* Y, int64_t ldy, int64_t r0, int64_t r1, int64_t n) {
+  if (r1 <= r0 || m <= 0) return;
+  MOE_CHECK(packable(type, rows, n), "{} x {} matrix of {} has no packed layout", rows, n,
+            type_name(type));
+  MOE_CHECK(r0 >= 0 && r1 <= rows && r0 % kPackRows == 0 && r1 % kPackRows == 0,
+            "gemm_packed rows [{}, {}) of {} are not whole 16-row tiles", r0, r1, rows);
+  MOE_CHECK(m == 1 || (x_stride >= activation_row_bytes(type, n) && ldy >= r1 - r0),
+            "gemm_packed: x_stride {} or ldy {} too small", x_stride, ldy);
+  const int64_t nb = n / traits(type).block_size;
+  const size_t tile_bytes = static_cast<size_t>(nb) * cpu::packed_record_bytes(type);
+  const auto* w = static_cast<const uint8_t*>(Wp) + static_cast<size_t>(r0 / kPackRows) * tile_bytes;
+  const cpu::PackedGemmFn fn = active_kernel_path() == KernelPath::avx512 ? cpu::gemm_packed_avx512(type)
+                                                                          : cpu::gemm_packed_portable(type);
+  fn(w, (r1 - r0) / kPackRows, nb, static_cast<const uint8_t*>(X_q), x_stride, m, Y, ldy);
+}
+
+}  // namespace moe::ops
