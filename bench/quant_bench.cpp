@@ -2,6 +2,9 @@
 // gemv (one token, 2048 x 2048 weights) and gemm (64 tokens), per type. Reports
 // weight bytes streamed per second (bytes_per_second) and the kernel used
 // (label). MOE_KERNEL=scalar|avx2|avx512 selects the path to measure.
+// pack_*: the packed layouts (ops/pack.h) against ops::gemm on the same matrix,
+// registered side by side (.../unpacked, .../packed) for A/B ratios in one run:
+// gemv from DRAM (GB/s of weights) and gemm with 8 and 64 tokens (GMAC/s).
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -9,6 +12,7 @@
 #include <vector>
 
 #include "gguf/types.h"
+#include "ops/pack.h"
 #include "ops/quant.h"
 
 namespace {
@@ -83,6 +87,51 @@ void bm_gemv_dram(benchmark::State& state, GgmlType t) {
   state.SetLabel(moe::ops::kernel_name(t));
 }
 
+// Packed vs unpacked, same weights and activations. gemv: the ~256 MB matrix of
+// bm_gemv_dram; gemm: 2048 x 2048 weights and m tokens.
+struct PackSetup {
+  std::vector<uint8_t> W, P;
+  int64_t rows;
+  Setup s;
+  PackSetup(GgmlType t, int64_t m, bool dram) : s(t, m) {
+    const size_t tile = s.W.size();
+    const size_t reps = dram ? (256u << 20) / tile : 1;
+    rows = kRows * static_cast<int64_t>(reps);
+    W.resize(tile * reps);
+    for (size_t i = 0; i < reps; ++i) std::copy(s.W.begin(), s.W.end(), W.begin() + i * tile);
+    P.resize(moe::ops::packed_matrix_bytes(t, rows, kCols));
+    moe::ops::pack_matrix(t, W.data(), s.w_stride, rows, kCols, P.data());
+  }
+  void run(GgmlType t, bool packed, int64_t m, float* Y) const {
+    if (packed)
+      moe::ops::gemm_packed(t, P.data(), rows, s.X.data(), s.x_stride, m, Y, rows, 0, rows, kCols);
+    else
+      moe::ops::gemm(t, W.data(), s.w_stride, s.X.data(), s.x_stride, m, Y, rows, 0, rows, kCols);
+  }
+};
+
+void bm_pack_gemv_dram(benchmark::State& state, GgmlType t, bool packed) {
+  const PackSetup p(t, 1, true);
+  std::vector<float> y(p.rows);
+  for (auto _ : state) {
+    p.run(t, packed, 1, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(p.W.size()));
+}
+
+void bm_pack_gemm(benchmark::State& state, GgmlType t, int64_t m, bool packed) {
+  const PackSetup p(t, m, false);
+  std::vector<float> Y(m * p.rows);
+  for (auto _ : state) {
+    p.run(t, packed, m, Y.data());
+    benchmark::DoNotOptimize(Y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(p.W.size()));
+  state.counters["GMAC/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * m * p.rows * kCols / 1e9, benchmark::Counter::kIsRate);
+}
+
 const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
                            GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
                            GgmlType::MXFP4, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
@@ -93,6 +142,17 @@ const bool kRegistered = [] {
     benchmark::RegisterBenchmark(("quant_gemv_2048/" + name).c_str(), bm_gemv, t);
     benchmark::RegisterBenchmark(("quant_gemm64_2048/" + name).c_str(), bm_gemm64, t);
     benchmark::RegisterBenchmark(("quant_gemv_dram/" + name).c_str(), bm_gemv_dram, t)->Iterations(8);
+  }
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K}) {
+    const std::string name(moe::type_name(t));
+    for (bool packed : {false, true}) {
+      const std::string mode = packed ? "/packed" : "/unpacked";
+      benchmark::RegisterBenchmark(("pack_gemv_dram/" + name + mode).c_str(), bm_pack_gemv_dram, t, packed)
+          ->Iterations(8);
+      for (int64_t m : {8, 64})
+        benchmark::RegisterBenchmark(("pack_gemm" + std::to_string(m) + "_2048/" + name + mode).c_str(),
+                                     bm_pack_gemm, t, m, packed);
+    }
   }
   return true;
 }();

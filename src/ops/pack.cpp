@@ -18,53 +18,59 @@ namespace {
 
 using cpu::kTileRows;
 
-// Nibble group (pack_kernels.h) from 16 rows of 32 values 0..15: q[r * 32 + l].
-void put_nibble_group(const uint8_t* q, uint8_t* dst) {
-  for (int j = 0; j < 4; ++j)
-    for (int r = 0; r < kTileRows; ++r)
-      for (int i = 0; i < 4; ++i)
-        dst[64 * j + 4 * r + i] =
-            static_cast<uint8_t>(q[r * 32 + 8 * j + i] | (q[r * 32 + 8 * j + 4 + i] << 4));
+uint32_t load32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+void store32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
+
+// One dword of a nibble group (pack_kernels.h) from the 8 bytes a = src[0..3],
+// b = src[4..7] whose low (hi = false) or high nibbles are 8 consecutive values:
+// byte i = nibble(a_i) | nibble(b_i) << 4.
+uint32_t nibble_dword(uint32_t a, uint32_t b, bool hi) {
+  constexpr uint32_t k = 0x0F0F0F0Fu;
+  return hi ? ((a >> 4) & k) | (b & ~k) : (a & k) | ((b & k) << 4);
 }
 
+// Q4_0: element l < 16 is the low nibble of qs[l], l >= 16 the high nibble of
+// qs[l - 16]; dword j of row r holds elements 8j .. 8j+7.
 void pack_q4_0(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
-  uint8_t q[kTileRows * 32];
   for (int r = 0; r < kTileRows; ++r) {
     const auto& blk = reinterpret_cast<const BlockQ4_0*>(rows[r])[b];
     std::memcpy(rec + 2 * r, &blk.d, 2);
-    for (int l = 0; l < 16; ++l) {
-      q[r * 32 + l] = blk.qs[l] & 0xF;
-      q[r * 32 + 16 + l] = blk.qs[l] >> 4;
+    for (int j = 0; j < 4; ++j) {
+      const uint8_t* q = blk.qs + 8 * (j & 1);
+      store32(rec + 32 + 64 * j + 4 * r, nibble_dword(load32(q), load32(q + 4), j >= 2));
     }
   }
-  put_nibble_group(q, rec + 32);
 }
 
 void pack_q8_0(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
-  uint8_t* g = rec + 32;
   for (int r = 0; r < kTileRows; ++r) {
     const auto& blk = reinterpret_cast<const BlockQ8_0*>(rows[r])[b];
     std::memcpy(rec + 2 * r, &blk.d, 2);
     for (int j = 0; j < 8; ++j)
-      for (int i = 0; i < 4; ++i)
-        g[64 * j + 4 * r + i] = static_cast<uint8_t>(blk.qs[4 * j + i]) ^ 0x80;
+      store32(rec + 32 + 64 * j + 4 * r, load32(reinterpret_cast<const uint8_t*>(blk.qs) + 4 * j) ^ 0x80808080u);
   }
 }
 
+// Q4_K: chunk c (qs[32c .. 32c+31]) holds sub-block 2c in its low nibbles and
+// 2c+1 in its high nibbles; the 12 scale bytes go to 3 dword planes as they are.
 void pack_q4_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
-  uint8_t q[8][kTileRows * 32];  // [sub-block][row * 32 + l]
   for (int r = 0; r < kTileRows; ++r) {
     const auto& blk = reinterpret_cast<const BlockQ4K*>(rows[r])[b];
     std::memcpy(rec + 2 * r, &blk.d, 2);
     std::memcpy(rec + 32 + 2 * r, &blk.dmin, 2);
     for (int p = 0; p < 3; ++p) std::memcpy(rec + cpu::kQ4KScalesOff + 64 * p + 4 * r, blk.scales + 4 * p, 4);
-    for (int c = 0; c < 4; ++c)  // chunk c of 32 bytes: sub-block 2c low nibbles, 2c+1 high
-      for (int l = 0; l < 32; ++l) {
-        q[2 * c][r * 32 + l] = blk.qs[32 * c + l] & 0xF;
-        q[2 * c + 1][r * 32 + l] = blk.qs[32 * c + l] >> 4;
+    for (int s = 0; s < 8; ++s) {
+      uint8_t* g = rec + cpu::kQ4KQsOff + cpu::kNibbleGroupBytes * s;
+      for (int j = 0; j < 4; ++j) {
+        const uint8_t* q = blk.qs + 32 * (s / 2) + 8 * j;
+        store32(g + 64 * j + 4 * r, nibble_dword(load32(q), load32(q + 4), s & 1));
       }
+    }
   }
-  for (int s = 0; s < 8; ++s) put_nibble_group(q[s], rec + cpu::kQ4KQsOff + cpu::kNibbleGroupBytes * s);
 }
 
 }  // namespace
