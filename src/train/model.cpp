@@ -13,6 +13,7 @@
 #include "train/balance.h"
 #include "train/model_impl.h"
 #include "train/ops.h"
+#include "train/profile.h"
 
 namespace moe::train {
 
@@ -58,15 +59,18 @@ LossStats TrainModel<T>::forward(const int32_t* tokens, const int32_t* targets, 
   const T eps = static_cast<T>(s.rms_eps);
   LossStats st;
 
+  prof::Stage pe(prof::embed);
   std::vector<T> x(N * E);
   const T* emb = w.data() + layout_.tensors[layout_.tok_embd].offset;
   for (int64_t t = 0; t < N; ++t) {
     MOE_CHECK(tokens[t] >= 0 && tokens[t] < V, "train: token id {} out of range [0, {})", tokens[t], V);
     std::copy(emb + tokens[t] * E, emb + (tokens[t] + 1) * E, x.data() + t * E);
   }
+  pe.stop();
   for (int il = 0; il < s.n_layer; ++il) {
     Layer& a = acts_[il];
     const LayerParams& p = layout_.layers[il];
+    prof::Stage pn(prof::attn_norm);
     a.x = x;
     a.r1.resize(N);
     a.xn1.resize(N * E);
@@ -74,7 +78,9 @@ LossStats TrainModel<T>::forward(const int32_t* tokens, const int32_t* targets, 
     for_rows<T>(pool_, N, [&](int64_t t) {
       a.r1[t] = rms_norm_fwd(a.x.data() + t * E, wn, a.xn1.data() + t * E, E, eps);
     });
+    pn.stop();
     attention_fwd(a, il);  // adds into x via a.xm
+    prof::Stage pf(prof::ffn_norm);
     x = a.xm;
     a.r2.resize(N);
     a.xn2.resize(N * E);
@@ -82,10 +88,13 @@ LossStats TrainModel<T>::forward(const int32_t* tokens, const int32_t* targets, 
     for_rows<T>(pool_, N, [&](int64_t t) {
       a.r2[t] = rms_norm_fwd(a.xm.data() + t * E, fn, a.xn2.data() + t * E, E, eps);
     });
+    pf.stop();
     moe_fwd(a, il, st);  // FFN output in xnf_
+    prof::Stage pc(prof::combine);
     for (int64_t i = 0; i < N * E; ++i) x[i] += xnf_[i];
   }
   // final norm, lm_head, cross-entropy
+  prof::Stage pfn(prof::final_norm);
   xf_ = x;
   rf_.resize(N);
   xnf_.resize(N * E);
@@ -93,10 +102,14 @@ LossStats TrainModel<T>::forward(const int32_t* tokens, const int32_t* targets, 
   for_rows<T>(pool_, N, [&](int64_t t) {
     rf_[t] = rms_norm_fwd(xf_.data() + t * E, on, xnf_.data() + t * E, E, eps);
   });
+  pfn.stop();
+  prof::Stage plm(prof::lm_head);
   probs_.resize(N * V);
   gemm_nt(xnf_.data(), w.data() + layout_.tensors[layout_.output].offset, probs_.data(), N, V, E,
           false, pool_);
   if (logits_out) *logits_out = probs_;
+  plm.stop();
+  prof::Stage pce(prof::softmax_ce);
   std::vector<double> row_loss(N, 0.0);
   for_rows<T>(pool_, N, [&](int64_t t) {
     T* r = probs_.data() + t * V;
@@ -124,12 +137,15 @@ void TrainModel<T>::attention_fwd(Layer& a, int il) {
   const int64_t E = s.n_embd, H = s.n_head, Hk = s.n_head_kv, D = s.head_dim, N = N_, S = S_;
   const int64_t qd = H * D, kd = Hk * D;
   auto W = [&](int i) { return w.data() + layout_.tensors[i].offset; };
+  prof::Stage pp(prof::qkv_proj);
   a.qp.resize(N * qd);
   a.kp.resize(N * kd);
   a.v.resize(N * kd);
   gemm_nt(a.xn1.data(), W(p.wq), a.qp.data(), N, qd, E, false, pool_);
   gemm_nt(a.xn1.data(), W(p.wk), a.kp.data(), N, kd, E, false, pool_);
   gemm_nt(a.xn1.data(), W(p.wv), a.v.data(), N, kd, E, false, pool_);
+  pp.stop();
+  prof::Stage pr(prof::qk_norm_rope);
   a.q.resize(N * qd);
   a.k.resize(N * kd);
   a.rq.resize(N * H);
@@ -148,6 +164,8 @@ void TrainModel<T>::attention_fwd(Layer& a, int il) {
       rope_fwd(k, cs, D, false);
     }
   });
+  pr.stop();
+  prof::Stage pa(prof::attn_core);
   a.P.resize(B_ * H * S * S);
   a.att.resize(N * qd);
   const T scale = static_cast<T>(1.0 / std::sqrt(double(D)));
@@ -158,6 +176,8 @@ void TrainModel<T>::attention_fwd(Layer& a, int il) {
                          a.v.data() + b * S * kd + hk * D, kd, a.P.data() + item * S * S,
                          a.att.data() + b * S * qd + h * D, qd, S, D, scale);
   });
+  pa.stop();
+  prof::Stage po(prof::attn_out);
   a.xm.resize(N * E);
   gemm_nt(a.att.data(), W(p.wo), a.xm.data(), N, E, qd, false, pool_);
   for (int64_t i = 0; i < N * E; ++i) a.xm[i] += a.x[i];
@@ -171,6 +191,7 @@ void TrainModel<T>::moe_fwd(Layer& a, int il, LossStats& st) {
   const LayerParams& p = layout_.layers[il];
   const int64_t E = s.n_embd, X = s.n_expert, K = s.n_expert_used, F = s.n_ff_exp, N = N_;
   auto W = [&](int i) { return w.data() + layout_.tensors[i].offset; };
+  prof::Stage prt(prof::router);
   a.probs.resize(N * X);
   a.lse.resize(N);
   gemm_nt(a.xn2.data(), W(p.router), a.probs.data(), N, X, E, false, pool_);
@@ -209,6 +230,8 @@ void TrainModel<T>::moe_fwd(Layer& a, int il, LossStats& st) {
   if (routing.balance == Balance::aux)
     st.aux += aux_loss(a.probs.data(), a.counts.data(), N, X, K, static_cast<T>(routing.aux_alpha));
 
+  prt.stop();
+  prof::Stage pd(prof::dispatch);
   // dispatch (token order; with a capacity, later tokens over it are dropped)
   const int64_t cap = routing.capacity_factor > 0
                           ? std::max<int64_t>(1, static_cast<int64_t>(std::ceil(
@@ -233,6 +256,8 @@ void TrainModel<T>::moe_fwd(Layer& a, int il, LossStats& st) {
   a.xs.resize(n_slots * E);
   for (int64_t sl = 0; sl < n_slots; ++sl)
     std::copy_n(a.xn2.data() + a.slot_tok[sl] * E, E, a.xs.data() + sl * E);
+  pd.stop();
+  prof::Stage px(prof::experts);
   a.G.resize(n_slots * F);
   a.U.resize(n_slots * F);
   a.A.resize(n_slots * F);
@@ -245,6 +270,8 @@ void TrainModel<T>::moe_fwd(Layer& a, int il, LossStats& st) {
     swiglu_fwd(a.G.data() + o * F, a.U.data() + o * F, a.A.data() + o * F, n * F);
     gemm_nt(a.A.data() + o * F, W(p.down) + e * E * F, a.O.data() + o * E, n, E, F, false, nullptr);
   });
+  px.stop();
+  prof::Stage pc(prof::combine);
   xnf_.assign(N * E, T(0));
   T* out = xnf_.data();
   for_rows<T>(pool_, N, [&](int64_t t) {
@@ -256,6 +283,8 @@ void TrainModel<T>::moe_fwd(Layer& a, int il, LossStats& st) {
       for (int64_t i = 0; i < E; ++i) out[t * E + i] += wj * o[i];
     }
   });
+  pc.stop();
+  prof::Stage psh(prof::shared_exp);
   if (s.n_ff_shexp > 0) {
     const int64_t Sh = s.n_ff_shexp;
     a.Gs.resize(N * Sh);

@@ -9,6 +9,7 @@
 #include "train/balance.h"
 #include "train/model_impl.h"
 #include "train/ops.h"
+#include "train/profile.h"
 
 namespace moe::train {
 
@@ -20,6 +21,7 @@ void TrainModel<T>::backward(T scale) {
   auto W = [&](int i) { return w.data() + layout_.tensors[i].offset; };
   auto Gd = [&](int i) { return g.data() + layout_.tensors[i].offset; };
   // dlogits = scale * (softmax - onehot) / n_targets, in place over probs_
+  prof::Stage pce(prof::b_ce);
   const T inv = n_targets_ > 0 ? scale / T(n_targets_) : T(0);
   for_rows<T>(pool_, N, [&](int64_t t) {
     T* r = probs_.data() + t * V;
@@ -30,11 +32,15 @@ void TrainModel<T>::backward(T scale) {
     r[targets_[t]] -= T(1);
     for (int64_t i = 0; i < V; ++i) r[i] *= inv;
   });
+  pce.stop();
+  prof::Stage plm(prof::b_lm_head);
   gemm_tn(probs_.data(), xnf_.data(), Gd(layout_.output), N, V, E, true, pool_);
   std::vector<T> dxn(N * E), dx(N * E);
   gemm_nn(probs_.data(), W(layout_.output), dxn.data(), N, V, E, false, pool_);
+  plm.stop();
   // final norm: its weight gradient is a sum over rows, done serially in row order
   {
+    prof::Stage pfn(prof::b_final_norm);
     const T* on = W(layout_.output_norm);
     std::vector<T> dw_rows(N * E, T(0));
     for_rows<T>(pool_, N, [&](int64_t t) {
@@ -51,6 +57,7 @@ void TrainModel<T>::backward(T scale) {
     const LayerParams& p = layout_.layers[il];
     // FFN block: x_out = xm + ffn(xn2)
     moe_bwd(a, il, dx.data(), dxn.data());
+    prof::Stage pfn(prof::b_ffn_norm);
     std::fill(dw_rows.begin(), dw_rows.end(), T(0));
     for_rows<T>(pool_, N, [&](int64_t t) {
       rms_norm_bwd(a.xm.data() + t * E, W(p.ffn_norm), a.r2[t], dxn.data() + t * E,
@@ -59,8 +66,10 @@ void TrainModel<T>::backward(T scale) {
     T* gw = Gd(p.ffn_norm);
     for (int64_t t = 0; t < N; ++t)
       for (int64_t i = 0; i < E; ++i) gw[i] += dw_rows[t * E + i];
+    pfn.stop();
     attention_bwd(a, il, dx.data());
   }
+  prof::Stage pe(prof::b_embed);
   T* ge = Gd(layout_.tok_embd);
   for (int64_t t = 0; t < N; ++t)
     for (int64_t i = 0; i < E; ++i) ge[tokens_[t] * E + i] += dx[t * E + i];
@@ -75,9 +84,12 @@ void TrainModel<T>::attention_bwd(Layer& a, int il, T* dx) {
   const int64_t qd = H * D, kd = Hk * D, grp = H / Hk;
   auto W = [&](int i) { return w.data() + layout_.tensors[i].offset; };
   auto Gd = [&](int i) { return g.data() + layout_.tensors[i].offset; };
+  prof::Stage po(prof::b_attn_out);
   gemm_tn(dx, a.att.data(), Gd(p.wo), N, E, qd, true, pool_);
   std::vector<T> datt(N * qd), dq(N * qd), dk(N * kd, T(0)), dv(N * kd, T(0));
   gemm_nn(dx, W(p.wo), datt.data(), N, E, qd, false, pool_);
+  po.stop();
+  prof::Stage pa(prof::b_attn_core);
   const T scale = static_cast<T>(1.0 / std::sqrt(double(D)));
   for_rows<T>(pool_, B_ * Hk, [&](int64_t item) {
     const int64_t b = item / Hk, hk = item % Hk;
@@ -89,6 +101,8 @@ void TrainModel<T>::attention_bwd(Layer& a, int il, T* dx) {
                            dk.data() + ko, dv.data() + ko, S, D, scale, tmp.data());
     }
   });
+  pa.stop();
+  prof::Stage pr(prof::b_qk_norm_rope);
   // rope^-1 and q/k norm backward, per token; norm weight grads per row then summed in order
   std::vector<T> dqn_w(N * D, T(0)), dkn_w(N * D, T(0));
   std::vector<T> dqp(N * qd), dkp(N * kd);
@@ -111,6 +125,8 @@ void TrainModel<T>::attention_bwd(Layer& a, int il, T* dx) {
   T* gk = Gd(p.k_norm);
   for (int64_t t = 0; t < N; ++t)
     for (int64_t i = 0; i < D; ++i) gq[i] += dqn_w[t * D + i], gk[i] += dkn_w[t * D + i];
+  pr.stop();
+  prof::Stage pp(prof::b_qkv_proj);
   gemm_tn(dqp.data(), a.xn1.data(), Gd(p.wq), N, qd, E, true, pool_);
   gemm_tn(dkp.data(), a.xn1.data(), Gd(p.wk), N, kd, E, true, pool_);
   gemm_tn(dv.data(), a.xn1.data(), Gd(p.wv), N, kd, E, true, pool_);
@@ -118,6 +134,8 @@ void TrainModel<T>::attention_bwd(Layer& a, int il, T* dx) {
   gemm_nn(dqp.data(), W(p.wq), dxn.data(), N, qd, E, false, pool_);
   gemm_nn(dkp.data(), W(p.wk), dxn.data(), N, kd, E, true, pool_);
   gemm_nn(dv.data(), W(p.wv), dxn.data(), N, kd, E, true, pool_);
+  pp.stop();
+  prof::Stage pn(prof::b_attn_norm);
   std::vector<T> dw_rows(N * E, T(0));
   for_rows<T>(pool_, N, [&](int64_t t) {
     rms_norm_bwd(a.x.data() + t * E, W(p.attn_norm), a.r1[t], dxn.data() + t * E, dx + t * E,
@@ -138,6 +156,7 @@ void TrainModel<T>::moe_bwd(Layer& a, int il, const T* dout, T* dxn) {
   auto Gd = [&](int i) { return g.data() + layout_.tensors[i].offset; };
   const int64_t n_slots = a.off[X];
   // combine backward
+  prof::Stage pc(prof::b_combine);
   std::vector<T> dO(n_slots * E), dw(N * K, T(0));
   for_rows<T>(pool_, N, [&](int64_t t) {
     for (int64_t j = 0; j < K; ++j) {
@@ -154,6 +173,8 @@ void TrainModel<T>::moe_bwd(Layer& a, int il, const T* dout, T* dxn) {
       dw[t * K + j] = acc;
     }
   });
+  pc.stop();
+  prof::Stage px(prof::b_experts);
   // experts
   std::vector<T> dxs(n_slots * E);
   for_rows<T>(pool_, X, [&](int64_t e) {
@@ -168,6 +189,8 @@ void TrainModel<T>::moe_bwd(Layer& a, int il, const T* dout, T* dxn) {
     gemm_nn(dG.data(), W(p.gate) + e * F * E, dxs.data() + o * E, n, F, E, false, nullptr);
     gemm_nn(dU.data(), W(p.up) + e * F * E, dxs.data() + o * E, n, F, E, true, nullptr);
   });
+  px.stop();
+  prof::Stage pr(prof::b_router);
   // router: renormalised top-k weights, aux loss, z-loss, softmax
   std::vector<T> dlog(N * X);
   const T n_inv = T(1) / T(N);
@@ -192,6 +215,8 @@ void TrainModel<T>::moe_bwd(Layer& a, int il, const T* dout, T* dxn) {
   });
   gemm_tn(dlog.data(), a.xn2.data(), Gd(p.router), N, X, E, true, pool_);
   gemm_nn(dlog.data(), W(p.router), dxn, N, X, E, false, pool_);
+  pr.stop();
+  prof::Stage pc2(prof::b_combine);
   for_rows<T>(pool_, N, [&](int64_t t) {
     for (int64_t j = 0; j < K; ++j) {
       const int32_t sl = a.slot_of[t * K + j];
@@ -199,6 +224,8 @@ void TrainModel<T>::moe_bwd(Layer& a, int il, const T* dout, T* dxn) {
       for (int64_t i = 0; i < E; ++i) dxn[t * E + i] += dxs[sl * E + i];
     }
   });
+  pc2.stop();
+  prof::Stage psh(prof::b_shared_exp);
   if (s.n_ff_shexp > 0) {
     const int64_t Sh = s.n_ff_shexp;
     std::vector<T> dAs(N * Sh), dGs(N * Sh), dUs(N * Sh);

@@ -8,31 +8,25 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "base/thread_pool.h"
 
 namespace moe::train {
 
-// C[M,K] (+)= A[M,N] . B[N,K]  (float: vectorised kernel in gemm.cpp)
-void gemm_nn_f32(const float* A, const float* B, float* C, int64_t M, int64_t N, int64_t K,
-                 bool accumulate, ThreadPool* pool);
-
-template <typename T>
-void transpose(const T* A, T* At, int64_t M, int64_t N) {  // A[M,N] -> At[N,M]
-  constexpr int64_t b = 32;
-  for (int64_t i0 = 0; i0 < M; i0 += b)
-    for (int64_t j0 = 0; j0 < N; j0 += b)
-      for (int64_t i = i0; i < std::min(M, i0 + b); ++i)
-        for (int64_t j = j0; j < std::min(N, j0 + b); ++j) At[j * M + i] = A[i * N + j];
-}
+// The f32 matrix kernel (gemm.cpp): C[i*ldc + j] (+)= sum_k A[i*ars + k*acs] * B[k*brs + j*bcs]
+// for i < M, j < N, k < K. Each element is one fused multiply-add chain over k in
+// order, so results do not depend on the thread count.
+void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t acs, const float* B,
+           int64_t brs, int64_t bcs, float* C, int64_t ldc, bool accumulate, ThreadPool* pool);
 
 // C[M,K] (+)= A[M,N] . B[N,K]
 template <typename T>
 void gemm_nn(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bool accumulate,
              ThreadPool* pool) {
   if constexpr (std::is_same_v<T, float>) {
-    gemm_nn_f32(A, B, C, M, N, K, accumulate, pool);
+    sgemm(M, K, N, A, N, 1, B, K, 1, C, K, accumulate, pool);
   } else {
     auto rows = [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; ++m) {
@@ -57,21 +51,28 @@ void gemm_nn(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bool
 template <typename T>
 void gemm_nt(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bool accumulate,
              ThreadPool* pool) {
-  thread_local std::vector<T> bt;
-  if (bt.size() < static_cast<size_t>(N * K)) bt.resize(N * K);
-  T* Bt = bt.data();
-  transpose(B, Bt, N, K);
-  gemm_nn(A, Bt, C, M, K, N, accumulate, pool);
+  if constexpr (std::is_same_v<T, float>) {
+    sgemm(M, N, K, A, K, 1, B, 1, K, C, N, accumulate, pool);
+  } else {
+    std::vector<T> bt(N * K);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) bt[k * N + n] = B[n * K + k];
+    gemm_nn(A, bt.data(), C, M, K, N, accumulate, pool);
+  }
 }
 
 // C[N,K] (+)= A[M,N]^T . B[M,K]   (weight gradient: dW += dY^T X)
 template <typename T>
 void gemm_tn(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bool accumulate,
              ThreadPool* pool) {
-  thread_local std::vector<T> at;
-  if (at.size() < static_cast<size_t>(M * N)) at.resize(M * N);
-  transpose(A, at.data(), M, N);
-  gemm_nn(at.data(), B, C, N, M, K, accumulate, pool);
+  if constexpr (std::is_same_v<T, float>) {
+    sgemm(N, K, M, A, 1, N, B, K, 1, C, K, accumulate, pool);
+  } else {
+    std::vector<T> at(M * N);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) at[n * M + m] = A[m * N + n];
+    gemm_nn(at.data(), B, C, N, M, K, accumulate, pool);
+  }
 }
 
 template <typename T>
@@ -152,11 +153,22 @@ void softmax_bwd(const T* p, const T* dp, T* dx, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dx[i] = p[i] * (dp[i] - static_cast<T>(s));
 }
 
+// float32 versions on sgemm (attention.cpp); P is written in full (0 above the diagonal)
+void attention_fwd_f32(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk,
+                       float* P, float* o, int64_t ldo, int64_t S, int64_t D, float scale);
+void attention_bwd_f32(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldk,
+                       const float* P, const float* dO, int64_t ldo, float* dq, float* dk, float* dv,
+                       int64_t S, int64_t D, float scale);
+
 // ---- causal attention of one (sequence, head): q [S, ldq], k/v [S, ldk] (head offset applied
 // by the caller), P [S, S] saved probabilities, o [S, ldo].
 template <typename T>
 void attention_fwd(const T* q, int64_t ldq, const T* k, const T* v, int64_t ldk, T* P, T* o,
                    int64_t ldo, int64_t S, int64_t D, T scale) {
+  if constexpr (std::is_same_v<T, float>) {
+    attention_fwd_f32(q, ldq, k, v, ldk, P, o, ldo, S, D, scale);
+    return;
+  }
   for (int64_t i = 0; i < S; ++i) {
     T* p = P + i * S;
     for (int64_t j = 0; j <= i; ++j) {
@@ -176,6 +188,10 @@ template <typename T>
 void attention_bwd(const T* q, int64_t ldq, const T* k, const T* v, int64_t ldk, const T* P,
                    const T* dO, int64_t ldo, T* dq, T* dk, T* dv, int64_t S, int64_t D, T scale,
                    T* tmp /* [S] */) {
+  if constexpr (std::is_same_v<T, float>) {
+    attention_bwd_f32(q, ldq, k, v, ldk, P, dO, ldo, dq, dk, dv, S, D, scale);
+    return;
+  }
   for (int64_t i = 0; i < S; ++i) {
     const T* p = P + i * S;
     const T* doi = dO + i * ldo;

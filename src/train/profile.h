@@ -1,0 +1,60 @@
+// Wall-clock stage breakdown of a training step, for finding where the time goes.
+// Off unless enabled (MOE_TRAIN_PROFILE=1 in `moe train`, or train_step_bench
+// --profile): a disabled Stage costs one branch. Stages are timed on the calling
+// thread only (they wrap whole parallel regions), so they sum to the step time.
+#pragma once
+#include <chrono>
+#include <cstdint>
+
+namespace moe::train::prof {
+
+enum Id : int {
+  embed, attn_norm, qkv_proj, qk_norm_rope, attn_core, attn_out, ffn_norm, router, dispatch,
+  experts, combine, shared_exp, final_norm, lm_head, softmax_ce,
+  b_ce, b_lm_head, b_final_norm, b_combine, b_experts, b_router, b_ffn_norm, b_attn_out,
+  b_attn_core, b_qk_norm_rope, b_qkv_proj, b_attn_norm, b_embed, b_shared_exp,
+  zero_grad, optimizer, n_stages
+};
+
+inline const char* name(int i) {
+  static const char* const names[] = {
+      "embed", "attn_norm", "qkv_proj", "qk_norm_rope", "attn_core", "attn_out", "ffn_norm", "router",
+      "dispatch", "experts", "combine", "shared_exp", "final_norm", "lm_head", "softmax_ce",
+      "b_ce", "b_lm_head", "b_final_norm", "b_combine", "b_experts", "b_router", "b_ffn_norm",
+      "b_attn_out", "b_attn_core", "b_qk_norm_rope", "b_qkv_proj", "b_attn_norm", "b_embed",
+      "b_shared_exp", "zero_grad", "optimizer"};
+  return names[i];
+}
+
+struct Table {
+  bool on = false;
+  double sec[n_stages] = {};
+  int64_t calls[n_stages] = {};
+};
+inline Table& table() {
+  static Table t;
+  return t;
+}
+
+class Stage {
+ public:
+  explicit Stage(Id id) : id_(id), on_(table().on) {
+    if (on_) t0_ = std::chrono::steady_clock::now();
+  }
+  ~Stage() { stop(); }
+  void stop() {
+    if (!on_) return;
+    on_ = false;
+    table().sec[id_] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    table().calls[id_]++;
+  }
+  Stage(const Stage&) = delete;
+  Stage& operator=(const Stage&) = delete;
+
+ private:
+  Id id_;
+  bool on_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+}  // namespace moe::train::prof
