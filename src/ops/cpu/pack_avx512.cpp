@@ -43,7 +43,11 @@ namespace {
 // (the weights are one sequential stream; the hardware prefetchers stop at 4 KiB
 // pages, so software prefetch keeps DRAM busy across page boundaries).
 constexpr size_t kPrefetch = 4096;
-constexpr int kTT = 8;  // tokens per micro-kernel call
+// Most tokens per micro-kernel call. Registers: Q4_0/Q8_0 8 weight vectors + 1 scale
+// + 1 f32 accumulator per token; Q4_K 2 per token (sub-block sums and the total).
+// 12 or 16 tokens measured no faster than 8 (A/B, one core).
+constexpr int kTokQ8 = 8;
+constexpr int kTokQ4K = 8;
 
 MOE_T __m512i bcast32(const void* p) {
   int32_t v;
@@ -125,27 +129,30 @@ MOE_T void tile_q8_0(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_st
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(Y + t * ldy, acc[t]);
 }
 
-template <bool kQ4>
-MOE_T void tile_q8_0_t(int T, const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride,
+// tile_q8_0 for n (1..T) tokens.
+template <bool kQ4, int T>
+MOE_T void tile_q8_0_n(int n, const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride,
                        const ActQ8* act, float* Y, int64_t ldy, size_t pf) {
-  switch (T) {
-    case 1: return tile_q8_0<kQ4, 1>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 2: return tile_q8_0<kQ4, 2>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 3: return tile_q8_0<kQ4, 3>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 4: return tile_q8_0<kQ4, 4>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 5: return tile_q8_0<kQ4, 5>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 6: return tile_q8_0<kQ4, 6>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 7: return tile_q8_0<kQ4, 7>(p, nb, X, x_stride, act, Y, ldy, pf);
-    default: return tile_q8_0<kQ4, 8>(p, nb, X, x_stride, act, Y, ldy, pf);
-  }
+  if constexpr (T > 1)
+    if (n < T) return tile_q8_0_n<kQ4, T - 1>(n, p, nb, X, x_stride, act, Y, ldy, pf);
+  tile_q8_0<kQ4, T>(p, nb, X, x_stride, act, Y, ldy, pf);
 }
 
 // Tokens per chunk: the activations of a chunk (~256 KiB) stay in L2 while every
 // tile runs over them, so the weights stream from memory once per chunk.
 inline int64_t token_chunk(size_t x_stride) {
   const int64_t c = static_cast<int64_t>((256u << 10) / std::max<size_t>(1, x_stride));
-  return std::clamp<int64_t>(c / kTT * kTT, kTT, 256);
+  return std::clamp<int64_t>(c / 16 * 16, 16, 256);
 }
+
+// Token groups of a chunk of tn tokens: ceil(tn / kMax) groups of nearly equal size
+// (17 tokens at kMax = 8: 6, 6, 5 rather than 8, 8, 1). Group g is [start, start + size).
+struct Groups {
+  int64_t n, base, extra;
+  Groups(int64_t tn, int kMax) : n((tn + kMax - 1) / kMax), base(tn / n), extra(tn % n) {}
+  int64_t start(int64_t g) const { return g * base + std::min(g, extra); }
+  int size(int64_t g) const { return static_cast<int>(base + (g < extra ? 1 : 0)); }
+};
 
 // Prefetch distance for tile k of `tiles` (tile_bytes each): none past the last tile.
 inline size_t pf_for(int64_t k, int64_t tiles, size_t tile_bytes) {
@@ -165,12 +172,13 @@ MOE_TF void gemm_q8_0(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_
     const int64_t tn = std::min<int64_t>(tc, m - t0);
     const uint8_t* Xc = X + t0 * x_stride;
     prepass_q8_0<kQ4 ? 8 : 128>(Xc, x_stride, tn, nb, act.data());
+    const Groups groups(tn, kTokQ8);
     for (int64_t k = 0; k < tiles; ++k) {
       const uint8_t* p = Wp + k * tile_bytes;
-      for (int64_t t = 0; t < tn; t += kTT) {
-        const int T = static_cast<int>(std::min<int64_t>(kTT, tn - t));
-        tile_q8_0_t<kQ4>(T, p, nb, Xc + t * x_stride, x_stride, act.data() + t * nb,
-                         Y + (t0 + t) * ldy + k * kTileRows, ldy, t == 0 ? pf_for(k, tiles, tile_bytes) : 0);
+      for (int64_t g = 0; g < groups.n; ++g) {
+        const int64_t t = groups.start(g);
+        tile_q8_0_n<kQ4, kTokQ8>(groups.size(g), p, nb, Xc + t * x_stride, x_stride, act.data() + t * nb,
+                                 Y + (t0 + t) * ldy + k * kTileRows, ldy, g == 0 ? pf_for(k, tiles, tile_bytes) : 0);
       }
     }
   }
@@ -274,18 +282,13 @@ MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_st
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(Y + t * ldy, acc[t]);
 }
 
-MOE_T void tile_q4_k_t(int T, const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride,
+// tile_q4_k for n (1..T) tokens.
+template <int T>
+MOE_T void tile_q4_k_n(int n, const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride,
                        const ActQ8K* act, float* Y, int64_t ldy, size_t pf) {
-  switch (T) {
-    case 1: return tile_q4_k<1>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 2: return tile_q4_k<2>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 3: return tile_q4_k<3>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 4: return tile_q4_k<4>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 5: return tile_q4_k<5>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 6: return tile_q4_k<6>(p, nb, X, x_stride, act, Y, ldy, pf);
-    case 7: return tile_q4_k<7>(p, nb, X, x_stride, act, Y, ldy, pf);
-    default: return tile_q4_k<8>(p, nb, X, x_stride, act, Y, ldy, pf);
-  }
+  if constexpr (T > 1)
+    if (n < T) return tile_q4_k_n<T - 1>(n, p, nb, X, x_stride, act, Y, ldy, pf);
+  tile_q4_k<T>(p, nb, X, x_stride, act, Y, ldy, pf);
 }
 
 MOE_TF void gemm_q4_k(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, size_t x_stride,
@@ -298,12 +301,13 @@ MOE_TF void gemm_q4_k(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_
     const int64_t tn = std::min<int64_t>(tc, m - t0);
     const uint8_t* Xc = X + t0 * x_stride;
     prepass_q8_k(Xc, x_stride, tn, nb, act.data());
+    const Groups groups(tn, kTokQ4K);
     for (int64_t k = 0; k < tiles; ++k) {
       const uint8_t* p = Wp + k * tile_bytes;
-      for (int64_t t = 0; t < tn; t += kTT) {
-        const int T = static_cast<int>(std::min<int64_t>(kTT, tn - t));
-        tile_q4_k_t(T, p, nb, Xc + t * x_stride, x_stride, act.data() + t * nb,
-                    Y + (t0 + t) * ldy + k * kTileRows, ldy, t == 0 ? pf_for(k, tiles, tile_bytes) : 0);
+      for (int64_t g = 0; g < groups.n; ++g) {
+        const int64_t t = groups.start(g);
+        tile_q4_k_n<kTokQ4K>(groups.size(g), p, nb, Xc + t * x_stride, x_stride, act.data() + t * nb,
+                             Y + (t0 + t) * ldy + k * kTileRows, ldy, g == 0 ? pf_for(k, tiles, tile_bytes) : 0);
       }
     }
   }
