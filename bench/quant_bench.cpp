@@ -4,7 +4,8 @@
 // (label). MOE_KERNEL=scalar|avx2|avx512 selects the path to measure.
 // pack_*: the packed layouts (ops/pack.h) against ops::gemm on the same matrix,
 // registered side by side (.../unpacked, .../packed) for A/B ratios in one run:
-// gemv from DRAM (GB/s of weights) and gemm with 8 and 64 tokens (GMAC/s).
+// gemv from DRAM (GB/s of weights), gemv of 2048 x 2048 weights (L3-resident) and
+// gemm with 8 and 64 tokens (GMAC/s).
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -149,6 +150,7 @@ const bool kRegistered = [] {
       const std::string mode = packed ? "/packed" : "/unpacked";
       benchmark::RegisterBenchmark(("pack_gemv_dram/" + name + mode).c_str(), bm_pack_gemv_dram, t, packed)
           ->Iterations(8);
+      benchmark::RegisterBenchmark(("pack_gemv_2048/" + name + mode).c_str(), bm_pack_gemm, t, 1, packed);
       for (int64_t m : {8, 64})
         benchmark::RegisterBenchmark(("pack_gemm" + std::to_string(m) + "_2048/" + name + mode).c_str(),
                                      bm_pack_gemm, t, m, packed);
