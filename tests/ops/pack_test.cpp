@@ -137,6 +137,19 @@ TEST(Pack, GemmMatchesReferenceOnEveryPath) {
   }
 }
 
+// Enough tokens that the kernels split them into several chunks (their activations
+// are kept to ~256 KiB per chunk) with ragged token groups.
+TEST(Pack, ManyTokensMatchReference) {
+  for (GgmlType t : kTypes) {
+    const Problem p(t, 32, 2048, 301, 99);
+    const auto P = p.pack();
+    for (KernelPath path : paths()) {
+      PathGuard g(path);
+      check(p, P.data() + 3, p.m, 0, p.rows, std::string(type_name(t)) + " m=301 path=" + kernel_path_name(path));
+    }
+  }
+}
+
 // The packed layout is one format: a matrix packed while one path is active gives
 // the same products (up to f32 summation order) on every other path.
 TEST(Pack, ResultDoesNotDependOnPackingPath) {
