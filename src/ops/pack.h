@@ -10,6 +10,11 @@
 // and for several tokens the unpacked weights of a block are reused from
 // registers.
 //
+// A packed matrix has exactly the original size (rows x row bytes); the byte
+// layout of a tile's records is described in ops/cpu/pack_kernels.h. gemm_packed
+// runs the AVX-512 VNNI kernels on the avx512 kernel path and portable C++ on the
+// others, so a packed matrix works on any CPU.
+//
 // The loader packs weight matrices once at load time (model/model.cpp); the
 // results of gemm_packed equal ops::gemm on the original matrix up to float
 // summation order. The activations are the same rounded rows as ops::gemm's
