@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/fp16.h"
+#include "ops/pack.h"
 #include "ops/math.h"
 #include "ops/quant.h"
 
@@ -179,6 +180,18 @@ void Context::quantize_rows(GgmlType weight_type, const float* X, int64_t T, int
     ops::quantize_activation_row(weight_type, X + t * n, dst + t * qrow, n);
 }
 
+// Rows [r0, r1) of matrix `expert` of W times m rounded activation rows, through
+// the packed kernels when the loader packed W (ops/pack.h).
+void Context::gemm_rows(const Tensor& W, int64_t expert, const uint8_t* X_q, size_t x_stride,
+                        int64_t m, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (W.packed) {
+    ops::gemm_packed(W.type, W.packed_matrix(expert), W.ne[1], X_q, x_stride, m, Y, ldy, r0, r1,
+                     W.ne[0]);
+  } else {
+    ops::gemm(W.type, W.matrix(expert), W.row_bytes, X_q, x_stride, m, Y, ldy, r0, r1, W.ne[0]);
+  }
+}
+
 void Context::linear(const Tensor& W, const float* X, int64_t T, float* Y, int64_t expert) {
   const Tensor* ws[1] = {&W};
   float* ys[1] = {Y};
@@ -220,8 +233,7 @@ void Context::linear_multi(std::span<const Tensor* const> Ws, const float* X, in
     const Block& k = blocks[b];
     const Tensor& W = *Ws[k.m];
     const int64_t n_out = W.ne[1];
-    ops::gemm(W.type, W.matrix(expert), W.row_bytes, qbuf_.data(), qrow, T, Ys[k.m] + k.r0, n_out,
-              k.r0, k.r1, n_in);
+    gemm_rows(W, expert, qbuf_.data(), qrow, T, Ys[k.m] + k.r0, n_out, k.r0, k.r1);
   });
 }
 
@@ -255,10 +267,8 @@ void Context::expert_matmul(const LayerWeights& L, int64_t T) {
     const Item& it = items[i];
     const int64_t off = disp_.offset[it.expert], n = disp_.offset[it.expert + 1] - off;
     const uint8_t* x = xs_q_.data() + off * qx;
-    ops::gemm(L.gate_exps.type, L.gate_exps.matrix(it.expert), L.gate_exps.row_bytes, x, qx, n,
-              eg_.data() + off * F + it.r0, F, it.r0, it.r1, E);
-    ops::gemm(L.up_exps.type, L.up_exps.matrix(it.expert), L.up_exps.row_bytes, x, qx, n,
-              eu_.data() + off * F + it.r0, F, it.r0, it.r1, E);
+    gemm_rows(L.gate_exps, it.expert, x, qx, n, eg_.data() + off * F + it.r0, F, it.r0, it.r1);
+    gemm_rows(L.up_exps, it.expert, x, qx, n, eu_.data() + off * F + it.r0, F, it.r0, it.r1);
   });
   // Expert biases, SwiGLU and the activation rounding for down, per slot.
   pool_.parallel_for(static_cast<int64_t>(disp_.active.size()), [&](int64_t ai, int) {
@@ -282,8 +292,8 @@ void Context::expert_matmul(const LayerWeights& L, int64_t T) {
   pool_.parallel_for(static_cast<int64_t>(items.size()), [&](int64_t i, int) {
     const Item& it = items[i];
     const int64_t off = disp_.offset[it.expert], n = disp_.offset[it.expert + 1] - off;
-    ops::gemm(L.down_exps.type, L.down_exps.matrix(it.expert), L.down_exps.row_bytes,
-              ea_q_.data() + off * qa, qa, n, eo_.data() + off * E + it.r0, E, it.r0, it.r1, F);
+    gemm_rows(L.down_exps, it.expert, ea_q_.data() + off * qa, qa, n, eo_.data() + off * E + it.r0,
+              E, it.r0, it.r1);
   });
   if (L.down_exps_b.present())
     for (int32_t e : disp_.active)

@@ -88,6 +88,8 @@ class Context {
                     std::span<float* const> Ys, int64_t expert = 0);
   void quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n, uint8_t* dst);
 
+  void gemm_rows(const Tensor& W, int64_t expert, const uint8_t* X_q, size_t x_stride, int64_t m,
+                 float* Y, int64_t ldy, int64_t r0, int64_t r1);
   void attention(int il, std::span<const BatchToken> batch, const float* q, float* out);
   void standard_attention(int il, std::span<const BatchToken> batch, const float* xn, float* out);
   // MLA attention block (model/mla.cpp): normed input xn [T, n_embd] -> out [T, n_embd].

@@ -72,11 +72,11 @@ int64_t tensor_params(const Tensor& t) {
 
 }  // namespace
 
-std::shared_ptr<Model> load_model(const std::string& path) {
-  return load_model(std::make_shared<const gguf::File>(gguf::File::open(path)));
+std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& opts) {
+  return load_model(std::make_shared<const gguf::File>(gguf::File::open(path)), opts);
 }
 
-std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file) {
+std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const LoadOptions& opts) {
   auto m = std::make_shared<Model>();
   m->file = file;
   m->cfg = config_from_gguf(*file);
@@ -217,6 +217,7 @@ std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file) {
   c.n_params_active = active;
   m->bytes_total = b.bound_bytes();
   m->bytes_active_per_token = active_bytes;
+  if (opts.pack && packing_enabled()) pack_weights(*m, opts.progress);
   return m;
 }
 

@@ -3,6 +3,7 @@
 // its type and shape against the config before anything runs.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,14 @@ struct Tensor {
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
   const uint8_t* matrix(int64_t e) const { return data + static_cast<size_t>(e) * matrix_bytes; }
   const float* f32() const { return reinterpret_cast<const float*>(data); }
+
+  // Packed copy for the int8 kernels (ops/pack.h), owned by the Model; nullptr
+  // when the tensor is multiplied as stored. `data` keeps pointing at the file.
+  const uint8_t* packed = nullptr;
+  size_t packed_matrix_bytes = 0;  // bytes per packed ne[0] x ne[1] slice
+  const uint8_t* packed_matrix(int64_t e) const {
+    return packed + static_cast<size_t>(e) * packed_matrix_bytes;
+  }
 };
 
 struct LayerWeights {
@@ -66,9 +75,30 @@ struct Model {
 
   int64_t bytes_total = 0;             // weight bytes in the file
   int64_t bytes_active_per_token = 0;  // weight bytes read per decoded token
+
+  // Packed weights (one allocation; see pack_weights).
+  std::shared_ptr<uint8_t> packed_storage;
+  int64_t bytes_packed = 0;
+  int64_t tensors_packed = 0;
 };
 
-std::shared_ptr<Model> load_model(const std::string& path);
-std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file);
+struct LoadOptions {
+  // Repack the weight matrices whose type has a packed layout (ops/pack.h) when
+  // the AVX-512 kernels are active. MOE_PACK=0 in the environment turns it off.
+  bool pack = true;
+  // Called while packing with (bytes done, bytes total); may be empty.
+  std::function<void(int64_t, int64_t)> progress;
+};
+
+std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& opts = {});
+std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file,
+                                  const LoadOptions& opts = {});
+
+// Packs every packable weight matrix of m (all but the token embedding) into one
+// allocation and points Tensor::packed at it. Returns the number of tensors packed.
+// load_model calls it unless opts.pack is false.
+// Whether load_model packs by default: the AVX-512 kernels are active and MOE_PACK != 0.
+bool packing_enabled();
+int64_t pack_weights(Model& m, const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace moe

@@ -5,6 +5,7 @@
 // The byte layout of a (tile, block) record is in cpu/pack_kernels.h; packing is
 // plain C++, identical on every path, and the packed matrix has the original size.
 #include "ops/pack.h"
+#include "ops/cpu/profile.h"
 
 #include <cstring>
 
@@ -119,7 +120,10 @@ void gemm_packed(GgmlType type, const void* Wp, int64_t rows, const void* X_q, s
   const auto* w = static_cast<const uint8_t*>(Wp) + static_cast<size_t>(r0 / kPackRows) * tile_bytes;
   const cpu::PackedGemmFn fn = active_kernel_path() == KernelPath::avx512 ? cpu::gemm_packed_avx512(type)
                                                                           : cpu::gemm_packed_portable(type);
+  const ProfileHook hook = profile_hook();
+  const int64_t t0 = hook ? profile_now_ns() : 0;
   fn(w, (r1 - r0) / kPackRows, nb, static_cast<const uint8_t*>(X_q), x_stride, m, Y, ldy);
+  if (hook) hook(Wp, r1 - r0, m, profile_now_ns() - t0);
 }
 
 }  // namespace moe::ops

@@ -136,6 +136,8 @@ size_t activation_row_bytes(GgmlType weight_type, int64_t n) {
 }
 
 void set_profile_hook(ProfileHook hook) { g_hook.store(hook, std::memory_order_relaxed); }
+ProfileHook profile_hook() { return g_hook.load(std::memory_order_relaxed); }
+int64_t profile_now_ns() { return now_ns(); }
 
 void quantize_activation_row(GgmlType weight_type, const float* x, void* dst, int64_t n) {
   const ProfileHook hook = g_hook.load(std::memory_order_relaxed);

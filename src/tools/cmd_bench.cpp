@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/cpu_features.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/timer.h"
@@ -162,12 +163,15 @@ void build_ranges(const Model& m) {
   g_ranges.clear();
   auto add = [](const Tensor& t, Stage s) {
     if (t.present()) g_ranges.push_back({t.data, t.data + tensor_bytes(t), s});
+    if (t.packed)
+      g_ranges.push_back({t.packed, t.packed + t.packed_matrix_bytes * t.ne[2] * t.ne[3], s});
   };
   for (const auto& L : m.layers) {
     add(L.wq, kAttnProj);
     add(L.wk, kAttnProj);
     add(L.wv, kAttnProj);
     add(L.wo, kAttnProj);
+    for (const Tensor* t : {&L.wq_a, &L.wq_b, &L.wkv_a, &L.wk_b, &L.wv_b}) add(*t, kAttnProj);
     add(L.gate_inp, kRouter);
     add(L.gate_exps, kExperts);
     add(L.up_exps, kExperts);
@@ -193,9 +197,10 @@ void reset_profile() {
 // Touch every page of every weight tensor so that timing does not include page faults.
 uint64_t touch_weights(const Model& m) {
   uint64_t s = 0;
-  auto touch = [&](const Tensor& t) {
-    const size_t n = tensor_bytes(t);
-    for (size_t i = 0; i < n; i += 4096) s += t.data[i];
+  auto touch = [&](const Tensor& t) {  // the copy the kernels read: packed, else the file
+    const uint8_t* p = t.packed ? t.packed : t.data;
+    const size_t n = t.packed ? t.packed_matrix_bytes * t.ne[2] * t.ne[3] : tensor_bytes(t);
+    for (size_t i = 0; i < n; i += 4096) s += p[i];
   };
   touch(m.tok_embd);
   touch(m.output);
@@ -203,7 +208,8 @@ uint64_t touch_weights(const Model& m) {
     for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo, &L.q_norm,
                             &L.k_norm, &L.ffn_norm, &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.gate_inp,
                             &L.gate_exps, &L.up_exps, &L.down_exps, &L.gate_shexp, &L.up_shexp,
-                            &L.down_shexp, &L.gate_inp_shexp})
+                            &L.down_shexp, &L.gate_inp_shexp, &L.wq_a, &L.wq_b, &L.wkv_a,
+                            &L.wk_b, &L.wv_b})
       touch(*t);
   return s;
 }
@@ -339,6 +345,9 @@ void bench(const BenchOptions& o) {
     j["weight_type"] = type_name(c.n_layer > 0 ? model->layers[0].wq.type : model->output.type);
     j["kernel"] = kname;
     j["kernel_path"] = ops::kernel_path_name(ops::active_kernel_path());
+    j["packed_tensors"] = model->tensors_packed;
+    j["packed_bytes"] = model->bytes_packed;
+    j["amx"] = amx_status_name(amx_status());
     j["threads"] = nt;
     j["n_prompt"] = o.n_prompt;
     j["n_gen"] = o.n_gen;
@@ -365,6 +374,9 @@ void bench(const BenchOptions& o) {
   fmt::print("model        {} ({}, {} layers, {} experts top-{}, {})\n", o.model, c.arch, c.n_layer,
              c.n_expert, c.n_expert_used, kname);
   fmt::print("threads      {}\n", nt);
+  fmt::print("kernels      {}, {} tensors packed ({:.1f} MB), AMX {}\n",
+             ops::kernel_path_name(ops::active_kernel_path()), model->tensors_packed,
+             model->bytes_packed / 1e6, amx_status_name(amx_status()));
   auto samples = [](const std::vector<double>& v) {
     std::string s;
     for (double x : v) s += fmt::format(" {:.2f}", x);

@@ -39,7 +39,7 @@ static void inspect(const std::string& path, bool tensors, bool metadata) {
              file->metadata().size());
   if (metadata)
     for (const auto& [k, v] : file->metadata()) fmt::print("  {} = {}\n", k, show(v));
-  auto model = load_model(file);
+  auto model = load_model(file, {.pack = false, .progress = {}});
   const ModelConfig& c = model->cfg;
   fmt::print("architecture: {}\n", c.arch);
   fmt::print("layers: {}  embedding: {}  vocab: {}  context (train): {}\n", c.n_layer, c.n_embd,

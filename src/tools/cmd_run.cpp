@@ -54,19 +54,25 @@ struct RunOptions {
 
 }  // namespace
 
-// Loads a model; files over 1 GB are read in once with a progress line on stderr.
+// Loads a model; files over 1 GB show a progress line on stderr while their
+// weights are packed for the kernels (or, when nothing is packed, read in once).
 std::shared_ptr<Model> load_with_progress(const std::string& path) {
   Timer t;
-  auto m = load_model(path);
-  if (const MappedFile* map = m->file->mapping(); map && map->size() > (size_t{1} << 30)) {
-    map->prefault([&](size_t done, size_t total) {
-      fmt::print(stderr, "\rmoe: loading {}: {:.0f}% ({:.1f} / {:.1f} GB)", path,
-                 100.0 * done / total, done / 1e9, total / 1e9);
-      if (done == total) fmt::print(stderr, "\n");
-    });
-  }
-  MOE_LOG_INFO("loaded {} ({}, {} layers, {:.1f} MB) in {:.2f} s", path, m->cfg.arch,
-               m->cfg.n_layer, m->bytes_total / 1e6, t.seconds());
+  const auto file = std::make_shared<const gguf::File>(gguf::File::open(path));
+  const MappedFile* map = file->mapping();
+  const bool big = map && map->size() > (size_t{1} << 30);
+  auto show = [&](const char* what, double done, double total) {
+    fmt::print(stderr, "\rmoe: {} {}: {:.0f}% ({:.1f} / {:.1f} GB)", what, path,
+               100.0 * done / total, done / 1e9, total / 1e9);
+    if (done == total) fmt::print(stderr, "\n");
+  };
+  LoadOptions opts;
+  if (big) opts.progress = [&](int64_t done, int64_t total) { show("packing", done, total); };
+  auto m = load_model(file, opts);
+  if (big && m->tensors_packed == 0)
+    map->prefault([&](size_t done, size_t total) { show("loading", done, total); });
+  MOE_LOG_INFO("loaded {} ({}, {} layers, {:.1f} MB, {} tensors packed) in {:.2f} s", path,
+               m->cfg.arch, m->cfg.n_layer, m->bytes_total / 1e6, m->tensors_packed, t.seconds());
   return m;
 }
 

@@ -245,7 +245,8 @@ TEST(Forward, UnroutedExpertsAreNeverRead) {
     const int32_t e = ctx.routing().experts[il0][0];
     std::memset(const_cast<uint8_t*>(static_cast<const uint8_t*>(ti->data)) + e * (ti->nbytes / ti->ne[2]), 0xFF,
                 ti->nbytes / ti->ne[2]);
-    Context ctx3(poisoned_model, {.n_ctx = 8, .n_threads = 2});
+    // Loaded again: the loader may have packed the weights into its own copy.
+    Context ctx3(load_model(file), {.n_ctx = 8, .n_threads = 2});
     ctx3.eval(tokens, after, true);
     bool any_nan = false;
     for (float v : after) any_nan |= !std::isfinite(v);
@@ -359,6 +360,78 @@ TEST(Forward, F16KvCacheStaysCloseToReference) {
     std::printf("[kv-f16] %-9s f16 cache %.2e, f32 cache %.2e\n", arch, err16, err32);
     EXPECT_LE(err16, 5e-3) << arch;
     EXPECT_GT(err16, err32) << arch << ": the f16 cache should round";
+  }
+}
+
+}  // namespace
+}  // namespace moe
+
+namespace moe {
+namespace {
+
+// The packed weight layouts (ops/pack.h) give the same logits as the weights as
+// stored, on every kernel path (the portable fallback reads the packed layout
+// too), and both agree with the scalar reference. The ForwardVsReference cases
+// above already run packed models (load_model packs on AVX-512 machines); this
+// checks the switch itself, that it engages, and the file layout beside it.
+//
+// Tolerance: every row within 1e-5 of the reference, except that one row may be
+// off by up to 1e-3: the layouts sum in different orders, and the tie screening
+// (kTieRel = 5e-7 of the reference) cannot see every kernel's float error, so
+// one q8 activation rounding may flip (measured once: the unpacked AVX-512 Q4_K
+// kernel, one row at 4.3e-4; all other rows <= 4e-7).
+TEST(Forward, PackedWeightsMatchTheFileLayout) {
+  auto check = [](const std::vector<float>& got, const std::vector<float>& ref, int64_t V,
+                  const std::string& what) {
+    const int64_t n = static_cast<int64_t>(ref.size()) / V;
+    int64_t off = 0;
+    double worst = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      const double e = test::max_row_rel_err(std::span<const float>(got).subspan(r * V, V),
+                                             std::span<const float>(ref).subspan(r * V, V), V);
+      worst = std::max(worst, e);
+      off += e > 1e-5;
+    }
+    EXPECT_LE(off, 1) << what << ": rows above 1e-5";
+    EXPECT_LE(worst, 1e-3) << what;
+  };
+  for (const char* arch : {"qwen3moe", "deepseek2", "qwen2moe"}) {
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K}) {
+      const std::string path = test::synth(small({arch, t}), std::string("pack_") + arch +
+                                                                 std::string(type_name(t)));
+      auto plain = load_model(path, {.pack = false, .progress = {}});
+      EXPECT_EQ(plain->tensors_packed, 0);
+      // Pack explicitly, whatever the CPU: the portable fallback must be right too.
+      std::shared_ptr<Model> packed = load_model(path, {.pack = false, .progress = {}});
+      pack_weights(*packed);
+      ASSERT_GT(packed->tensors_packed, 0) << arch << " " << type_name(t);
+      ASSERT_NE(packed->layers.back().gate_exps.packed, nullptr);
+      // A token sequence with no activation rounding or expert choice near a tie.
+      std::vector<int32_t> tokens;
+      std::vector<float> ref;
+      int64_t ties = 1;
+      for (uint64_t seed = 5; seed < 45 && ties != 0; ++seed) {
+        tokens = test::random_tokens(16, plain->cfg.n_vocab, seed);
+        ref = reference::forward(*plain, tokens, true, &ties);
+      }
+      ASSERT_EQ(ties, 0) << "no token sequence without near-ties found";
+      std::vector<ops::KernelPath> paths = {ops::KernelPath::scalar};
+      if (ops::best_kernel_path() >= ops::KernelPath::avx2) paths.push_back(ops::KernelPath::avx2);
+      if (ops::best_kernel_path() >= ops::KernelPath::avx512) paths.push_back(ops::KernelPath::avx512);
+      const int64_t V = plain->cfg.n_vocab;
+      for (ops::KernelPath p : paths) {
+        ops::set_kernel_override(p);
+        const std::string what =
+            std::string(arch) + " " + std::string(type_name(t)) + " on " + ops::kernel_path_name(p);
+        std::vector<float> want, got;
+        Context(plain, {.n_ctx = 32, .n_threads = 2}).eval(tokens, want, true);
+        Context(packed, {.n_ctx = 32, .n_threads = 2}).eval(tokens, got, true);
+        check(want, ref, V, "file layout vs reference, " + what);
+        check(got, ref, V, "packed vs reference, " + what);
+        check(got, want, V, "packed vs file layout, " + what);
+      }
+      ops::set_kernel_override(std::nullopt);
+    }
   }
 }
 

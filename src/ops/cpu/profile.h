@@ -13,5 +13,7 @@ namespace moe::ops {
 // rows, m: weight rows and tokens of the call; ns: wall time of the call.
 using ProfileHook = void (*)(const void* W, int64_t rows, int64_t m, int64_t ns);
 void set_profile_hook(ProfileHook hook);  // nullptr: off
+ProfileHook profile_hook();               // the installed hook, or nullptr
+int64_t profile_now_ns();                 // the clock the hooks are timed with
 
 }  // namespace moe::ops
