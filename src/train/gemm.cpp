@@ -155,8 +155,27 @@ void pack_a_panel(const float* A, int64_t ars, int64_t acs, int64_t M, int64_t i
 
 }  // namespace
 
-void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t acs, const float* B,
-           int64_t brs, int64_t bcs, float* C, int64_t ldc, bool accumulate, ThreadPool* pool) {
+int64_t sgemm_panel_width() { return isa().nr; }
+
+int64_t sgemm_packed_b_size(int64_t K, int64_t N) {
+  const int64_t NR = isa().nr;
+  return (N + NR - 1) / NR * NR * K;
+}
+
+void sgemm_pack_b(int64_t K, int64_t N, const float* B, int64_t brs, int64_t bcs, float* bpack,
+                  ThreadPool* pool) {
+  const int64_t NR = isa().nr, n_panels = (N + NR - 1) / NR;
+  auto pack = [&](int64_t jp) { pack_b_panel(B, brs, bcs, K, N, jp * NR, NR, bpack + jp * NR * K); };
+  if (pool && pool->size() > 1 && n_panels > 1 && n_panels * K * NR >= (int64_t(1) << 15)) {
+    pool->parallel_for(n_panels, [&](int64_t jp, int) { pack(jp); });
+  } else {
+    for (int64_t jp = 0; jp < n_panels; ++jp) pack(jp);
+  }
+}
+
+void sgemm_prepacked(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t acs,
+                     const float* bpack, int64_t panel_stride, float* C, int64_t ldc, bool accumulate,
+                     ThreadPool* pool) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate)
@@ -166,18 +185,8 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t
   const Isa& is = isa();
   const int64_t MR = is.mr, NR = is.nr;
   const int64_t n_panels = (N + NR - 1) / NR;
-  // op(B), all of it, in NR-column panels: bpack[panel][k][NR]
-  thread_local std::vector<float> bbuf;
-  if (bbuf.size() < static_cast<size_t>(n_panels * NR * K)) bbuf.resize(n_panels * NR * K);
-  float* bpack = bbuf.data();
-  auto pack_b = [&](int64_t jp) { pack_b_panel(B, brs, bcs, K, N, jp * NR, NR, bpack + jp * NR * K); };
   const bool par = pool && pool->size() > 1 && M * N * K >= (int64_t(1) << 18);
-  if (par && n_panels > 1 && n_panels * K * NR >= (int64_t(1) << 15)) {
-    pool->parallel_for(n_panels, [&](int64_t jp, int) { pack_b(jp); });
-  } else {
-    for (int64_t jp = 0; jp < n_panels; ++jp) pack_b(jp);
-  }
-  // work items: (row block of MC, column block of NC panels)
+  // work items: (row block of MC, column block of NCp panels)
   const int64_t threads = par ? pool->size() : 1;
   int64_t MC = std::min<int64_t>(128, (M + MR - 1) / MR * MR);
   int64_t NCp = std::min<int64_t>(n_panels, 512 / NR);  // panels per column block
@@ -199,7 +208,7 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t
       for (int64_t ip = 0; ip < n_ap; ++ip)
         pack_a_panel(A, ars, acs, M, i0 + ip * MR, MR, k0, kc, apack + ip * MR * kc);
       for (int64_t jp = p0; jp < p1; ++jp) {
-        const float* bp = bpack + jp * NR * K + k0 * NR;
+        const float* bp = bpack + jp * panel_stride + k0 * NR;
         const int64_t j0 = jp * NR, w = std::min(NR, N - j0);
         for (int64_t ip = 0; ip < n_ap; ++ip) {
           const int64_t r0 = i0 + ip * MR, h = std::min(MR, M - r0);
@@ -221,6 +230,18 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t
   } else {
     for (int64_t it = 0; it < nm * nn; ++it) item(it);
   }
+}
+
+void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t acs, const float* B,
+           int64_t brs, int64_t bcs, float* C, int64_t ldc, bool accumulate, ThreadPool* pool) {
+  if (M <= 0 || N <= 0 || K <= 0) return sgemm_prepacked(M, N, K, A, ars, acs, nullptr, 0, C, ldc, accumulate, pool);
+  // op(B), all of it, in NR-column panels: bpack[panel][k][NR]
+  thread_local std::vector<float> bbuf;
+  const int64_t sz = sgemm_packed_b_size(K, N);
+  if (bbuf.size() < static_cast<size_t>(sz)) bbuf.resize(sz);
+  const bool par = pool && M * N * K >= (int64_t(1) << 18);
+  sgemm_pack_b(K, N, B, brs, bcs, bbuf.data(), par ? pool : nullptr);
+  sgemm_prepacked(M, N, K, A, ars, acs, bbuf.data(), K * isa().nr, C, ldc, accumulate, pool);
 }
 
 }  // namespace moe::train

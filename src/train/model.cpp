@@ -32,7 +32,11 @@ TrainModel<T>::~TrainModel() = default;
 
 template <typename T>
 void TrainModel<T>::zero_grad() {
-  std::fill(g.begin(), g.end(), T(0));
+  constexpr int64_t chunk = 1 << 16;
+  const int64_t n = static_cast<int64_t>(g.size());
+  for_rows<T>(pool_, (n + chunk - 1) / chunk, [&](int64_t c) {
+    std::fill(g.begin() + c * chunk, g.begin() + std::min(n, (c + 1) * chunk), T(0));
+  });
 }
 template <typename T>
 void TrainModel<T>::reset_load() {

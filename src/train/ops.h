@@ -21,6 +21,20 @@ namespace moe::train {
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t acs, const float* B,
            int64_t brs, int64_t bcs, float* C, int64_t ldc, bool accumulate, ThreadPool* pool);
 
+// The same in two parts, to pack an operand once and use it for several products:
+// sgemm_pack_b writes op(B) (K x N) into bpack (sgemm_packed_b_size(K, N) floats);
+// sgemm_prepacked multiplies by it, where op(B)'s row k of column panel p is at
+// bpack + p * panel_stride + k * NR (panel_stride = K_packed * NR: a product may use
+// the first N columns and K rows from any row offset of a larger packed matrix:
+// pass bpack + k_offset * sgemm_panel_width()).
+int64_t sgemm_packed_b_size(int64_t K, int64_t N);
+int64_t sgemm_panel_width();
+void sgemm_pack_b(int64_t K, int64_t N, const float* B, int64_t brs, int64_t bcs, float* bpack,
+                  ThreadPool* pool);
+void sgemm_prepacked(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t acs,
+                     const float* bpack, int64_t panel_stride, float* C, int64_t ldc, bool accumulate,
+                     ThreadPool* pool);
+
 // C[M,K] (+)= A[M,N] . B[N,K]
 template <typename T>
 void gemm_nn(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bool accumulate,
@@ -75,10 +89,16 @@ void gemm_tn(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bool
   }
 }
 
+// fn(i) for i < n; on the pool in contiguous chunks of about n / (8 threads) items
+// (each i is independent, so the chunking does not change results).
 template <typename T>
 void for_rows(ThreadPool* pool, int64_t n, const auto& fn) {
-  if (pool) {
-    pool->parallel_for(n, [&](int64_t i, int) { fn(i); });
+  if (pool && pool->size() > 1 && n > 1) {
+    const int64_t chunk = std::max<int64_t>(1, n / (8 * pool->size()));
+    const int64_t n_chunks = (n + chunk - 1) / chunk;
+    pool->parallel_for(n_chunks, [&](int64_t c, int) {
+      for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i) fn(i);
+    });
   } else {
     for (int64_t i = 0; i < n; ++i) fn(i);
   }

@@ -3,6 +3,8 @@
 // --profile): a disabled Stage costs one branch. Stages are timed on the calling
 // thread only (they wrap whole parallel regions), so they sum to the step time.
 #pragma once
+#include <time.h>
+
 #include <chrono>
 #include <cstdint>
 
@@ -28,6 +30,7 @@ inline const char* name(int i) {
 
 struct Table {
   bool on = false;
+  bool cpu = false;  // thread CPU time of the calling thread instead of wall time (1 thread)
   double sec[n_stages] = {};
   int64_t calls[n_stages] = {};
 };
@@ -36,16 +39,25 @@ inline Table& table() {
   return t;
 }
 
+inline double now(bool cpu) {
+  if (cpu) {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 class Stage {
  public:
   explicit Stage(Id id) : id_(id), on_(table().on) {
-    if (on_) t0_ = std::chrono::steady_clock::now();
+    if (on_) t0_ = now(table().cpu);
   }
   ~Stage() { stop(); }
   void stop() {
     if (!on_) return;
     on_ = false;
-    table().sec[id_] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    table().sec[id_] += now(table().cpu) - t0_;
     table().calls[id_]++;
   }
   Stage(const Stage&) = delete;
@@ -54,7 +66,7 @@ class Stage {
  private:
   Id id_;
   bool on_;
-  std::chrono::steady_clock::time_point t0_;
+  double t0_ = 0;
 };
 
 }  // namespace moe::train::prof

@@ -15,6 +15,7 @@
 
 #include "base/thread_pool.h"
 #include "train/model.h"
+#include "train/ops.h"
 #include "train/optimizer.h"
 #include "train/profile.h"
 
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
   s.n_expert = 8, s.n_expert_used = 2, s.n_ff_exp = 128, s.n_vocab = 1024, s.n_ctx = 128;
   int64_t batch = 8, steps = 20, warm = 3;
   int threads = 2;
-  bool profile = false;
+  bool profile = false, gemm = false, cpu = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> int64_t { return i + 1 < argc ? std::atoll(argv[++i]) : 0; };
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
     else if (a == "--steps") steps = next();
     else if (a == "--warm") warm = next();
     else if (a == "--profile") profile = true;
+    else if (a == "--gemm") gemm = true;
+    else if (a == "--cpu") cpu = profile = true;  // stage CPU times of the main thread (use --threads 1)
     else if (a == "--layers") s.n_layer = next();
     else if (a == "--embd") s.n_embd = next();
     else if (a == "--heads") s.n_head = next();
@@ -53,6 +56,26 @@ int main(int argc, char** argv) {
   }
   set_ftz_daz();
   moe::ThreadPool pool(threads);
+  if (gemm) {  // GFLOP/s of the three layouts on a few training shapes
+    struct Sh { const char* what; int64_t M, N, K; };
+    for (const Sh& sh : {Sh{"1024x256x256", 1024, 256, 256}, Sh{"256x128x256", 256, 128, 256},
+                         Sh{"256x256x128", 256, 256, 128}, Sh{"1024x1024x256", 1024, 1024, 256}}) {
+      std::vector<float> A(sh.M * sh.K, 0.5f), B(sh.N * sh.K, 0.25f), C(sh.M * sh.N);
+      for (int lay = 0; lay < 3; ++lay) {
+        const int reps = static_cast<int>(std::max<int64_t>(20, 4000000000 / (2 * sh.M * sh.N * sh.K)));
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int r = 0; r < reps; ++r) {
+          if (lay == 0) gemm_nt(A.data(), B.data(), C.data(), sh.M, sh.N, sh.K, false, &pool);
+          if (lay == 1) gemm_nn(A.data(), B.data(), C.data(), sh.M, sh.K, sh.N, false, &pool);
+          if (lay == 2) gemm_tn(A.data(), B.data(), C.data(), sh.K, sh.M, sh.N, true, &pool);
+        }
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        fmt::print("{:<22} {} {:6.1f} GFLOP/s\n", sh.what, lay == 0 ? "nt" : lay == 1 ? "nn" : "tn",
+                   2.0 * sh.M * sh.N * sh.K * reps / dt / 1e9);
+      }
+    }
+    return 0;
+  }
   RoutingOptions ro;
   ro.aux_alpha = 0.01f;
   TrainModel<float> m(s, ro, &pool);
@@ -65,9 +88,10 @@ int main(int argc, char** argv) {
   std::vector<int32_t> tok(N + 1);
   // a repetitive token stream (so routing is not uniform noise) with random offsets
   for (int64_t i = 0; i <= N; ++i) tok[i] = static_cast<int32_t>((i * 7 + (i / 13) * 3) % s.n_vocab);
-  double t_sum = 0;
+  double t_sum = 0, c_sum = 0;
   for (int64_t it = 0; it < warm + steps; ++it) {
-    if (it == warm && profile) prof::table() = prof::Table{true};
+    if (it == warm && profile) prof::table() = prof::Table{true, cpu};
+    const double c0 = prof::now(true);
     const auto t0 = std::chrono::steady_clock::now();
     {
       prof::Stage z(prof::zero_grad);
@@ -80,11 +104,11 @@ int main(int argc, char** argv) {
       opt.step(m.layout(), m.w, m.g, 1e-3f, oo, &pool);
     }
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (it >= warm) t_sum += dt;
+    if (it >= warm) t_sum += dt, c_sum += prof::now(true) - c0;
     (void)rng;
   }
-  fmt::print("{:.1f} tokens/s ({} steps of {} tokens, {} threads, {:.1f} ms/step)\n",
-             double(N * steps) / t_sum, steps, N, threads, 1e3 * t_sum / double(steps));
+  fmt::print("{:.1f} tokens/s ({} steps of {} tokens, {} threads, {:.1f} ms/step; main thread CPU {:.1f} ms/step)\n",
+             double(N * steps) / t_sum, steps, N, threads, 1e3 * t_sum / double(steps), 1e3 * c_sum / double(steps));
   if (profile) {
     const auto& t = prof::table();
     double tot = 0;
