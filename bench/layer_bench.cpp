@@ -44,7 +44,7 @@ std::string layer_model(GgmlType t) {
     o.n_head = 16;
     o.n_head_kv = 4;
     o.head_dim = 128;
-    o.n_vocab = 256;
+    o.n_vocab = 512;
     o.n_expert = 64;
     o.n_expert_used = 8;
     o.n_ff_exp = 1024;
@@ -71,7 +71,7 @@ void fill(std::vector<moe::BatchToken>& batch, int n, int seqs, int64_t pos0, ui
   for (int i = 0; i < n; ++i) {
     const int seq = seqs > 1 ? i : 0;
     const int64_t pos = seqs > 1 ? pos0 : pos0 + i;
-    batch.push_back({static_cast<int32_t>(rng() % 256), seq, pos, i == n - 1});
+    batch.push_back({static_cast<int32_t>(rng() % 512), seq, pos, i == n - 1});
   }
 }
 
