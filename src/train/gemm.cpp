@@ -111,45 +111,72 @@ const Isa& isa() {
   return i;
 }
 
-// op(B) columns [j0, j0 + nr) (zero beyond N), all K rows, into bp[k * nr + c].
-void pack_b_panel(const float* B, int64_t brs, int64_t bcs, int64_t K, int64_t N, int64_t j0,
-                  int64_t nr, float* bp) {
-  const int64_t w = std::min(nr, N - j0);
-  if (bcs == 1) {
+// op(B) columns [j0, j0 + NR) (zero beyond N), all K rows, into bp[k * NR + c].
+template <int NR>
+void pack_b_panel_t(const float* B, int64_t brs, int64_t bcs, int64_t K, int64_t N, int64_t j0, float* bp) {
+  const int64_t w = std::min<int64_t>(NR, N - j0);
+  if (w == NR && bcs == 1) {
     for (int64_t k = 0; k < K; ++k) {
       const float* src = B + k * brs + j0;
-      float* dst = bp + k * nr;
-      std::memcpy(dst, src, w * sizeof(float));
-      for (int64_t c = w; c < nr; ++c) dst[c] = 0.0f;
+      float* dst = bp + k * NR;
+      for (int c = 0; c < NR; ++c) dst[c] = src[c];
+    }
+  } else if (w == NR) {
+    const float* src = B + j0 * bcs;
+    for (int64_t k = 0; k < K; ++k) {
+      float* dst = bp + k * NR;
+      for (int c = 0; c < NR; ++c) dst[c] = src[c * bcs + k * brs];
     }
   } else {
-    for (int64_t c = 0; c < w; ++c) {
-      const float* src = B + (j0 + c) * bcs;
-      for (int64_t k = 0; k < K; ++k) bp[k * nr + c] = src[k * brs];
+    for (int64_t k = 0; k < K; ++k) {
+      float* dst = bp + k * NR;
+      for (int64_t c = 0; c < w; ++c) dst[c] = B[k * brs + (j0 + c) * bcs];
+      for (int64_t c = w; c < NR; ++c) dst[c] = 0.0f;
     }
-    for (int64_t c = w; c < nr; ++c)
-      for (int64_t k = 0; k < K; ++k) bp[k * nr + c] = 0.0f;
   }
 }
 
-// op(A) rows [i0, i0 + mr) (zero beyond M), k in [k0, k0 + kc), into ap[k * mr + r].
-void pack_a_panel(const float* A, int64_t ars, int64_t acs, int64_t M, int64_t i0, int64_t mr,
-                  int64_t k0, int64_t kc, float* ap) {
-  const int64_t h = std::min(mr, M - i0);
-  if (ars == 1) {
+// op(A) rows [i0, i0 + MR) (zero beyond M), k in [k0, k0 + kc), into ap[k * MR + r].
+template <int MR>
+void pack_a_panel_t(const float* A, int64_t ars, int64_t acs, int64_t M, int64_t i0, int64_t k0,
+                    int64_t kc, float* ap) {
+  const int64_t h = std::min<int64_t>(MR, M - i0);
+  if (h == MR && ars == 1) {
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = A + i0 + (k0 + k) * acs;
-      float* dst = ap + k * mr;
-      std::memcpy(dst, src, h * sizeof(float));
-      for (int64_t r = h; r < mr; ++r) dst[r] = 0.0f;
+      float* dst = ap + k * MR;
+      for (int r = 0; r < MR; ++r) dst[r] = src[r];
+    }
+  } else if (h == MR) {
+    const float* src = A + i0 * ars + k0 * acs;
+    for (int64_t k = 0; k < kc; ++k) {
+      float* dst = ap + k * MR;
+      for (int r = 0; r < MR; ++r) dst[r] = src[r * ars + k * acs];
     }
   } else {
-    for (int64_t r = 0; r < h; ++r) {
-      const float* src = A + (i0 + r) * ars + k0 * acs;
-      for (int64_t k = 0; k < kc; ++k) ap[k * mr + r] = src[k * acs];
+    for (int64_t k = 0; k < kc; ++k) {
+      float* dst = ap + k * MR;
+      for (int64_t r = 0; r < h; ++r) dst[r] = A[(i0 + r) * ars + (k0 + k) * acs];
+      for (int64_t r = h; r < MR; ++r) dst[r] = 0.0f;
     }
-    for (int64_t r = h; r < mr; ++r)
-      for (int64_t k = 0; k < kc; ++k) ap[k * mr + r] = 0.0f;
+  }
+}
+
+void pack_b_panel(const float* B, int64_t brs, int64_t bcs, int64_t K, int64_t N, int64_t j0,
+                  int64_t nr, float* bp) {
+  switch (nr) {
+    case 32: return pack_b_panel_t<32>(B, brs, bcs, K, N, j0, bp);
+    case 16: return pack_b_panel_t<16>(B, brs, bcs, K, N, j0, bp);
+    default: return pack_b_panel_t<8>(B, brs, bcs, K, N, j0, bp);
+  }
+}
+
+void pack_a_panel(const float* A, int64_t ars, int64_t acs, int64_t M, int64_t i0, int64_t mr,
+                  int64_t k0, int64_t kc, float* ap) {
+  switch (mr) {
+    case 8: return pack_a_panel_t<8>(A, ars, acs, M, i0, k0, kc, ap);
+    case 6: return pack_a_panel_t<6>(A, ars, acs, M, i0, k0, kc, ap);
+    default: return pack_a_panel_t<4>(A, ars, acs, M, i0, k0, kc, ap);
   }
 }
 

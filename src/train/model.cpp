@@ -145,9 +145,23 @@ void TrainModel<T>::attention_fwd(Layer& a, int il) {
   a.qp.resize(N * qd);
   a.kp.resize(N * kd);
   a.v.resize(N * kd);
-  gemm_nt(a.xn1.data(), W(p.wq), a.qp.data(), N, qd, E, false, pool_);
-  gemm_nt(a.xn1.data(), W(p.wk), a.kp.data(), N, kd, E, false, pool_);
-  gemm_nt(a.xn1.data(), W(p.wv), a.v.data(), N, kd, E, false, pool_);
+  if (layout_.tensors[p.wk].offset == layout_.tensors[p.wq].offset + qd * E &&
+      layout_.tensors[p.wv].offset == layout_.tensors[p.wk].offset + kd * E) {
+    // wq, wk, wv are one [qd + 2 kd, E] matrix in the flat buffer: one product, then split
+    const int64_t w3 = qd + 2 * kd;
+    std::vector<T> qkv(N * w3);
+    gemm_nt(a.xn1.data(), W(p.wq), qkv.data(), N, w3, E, false, pool_);
+    for_rows<T>(pool_, N, [&](int64_t t) {
+      const T* r = qkv.data() + t * w3;
+      std::copy(r, r + qd, a.qp.data() + t * qd);
+      std::copy(r + qd, r + qd + kd, a.kp.data() + t * kd);
+      std::copy(r + qd + kd, r + w3, a.v.data() + t * kd);
+    });
+  } else {
+    gemm_nt(a.xn1.data(), W(p.wq), a.qp.data(), N, qd, E, false, pool_);
+    gemm_nt(a.xn1.data(), W(p.wk), a.kp.data(), N, kd, E, false, pool_);
+    gemm_nt(a.xn1.data(), W(p.wv), a.v.data(), N, kd, E, false, pool_);
+  }
   pp.stop();
   prof::Stage pr(prof::qk_norm_rope);
   a.q.resize(N * qd);
@@ -266,13 +280,15 @@ void TrainModel<T>::moe_fwd(Layer& a, int il, LossStats& st) {
   a.U.resize(n_slots * F);
   a.A.resize(n_slots * F);
   a.O.resize(n_slots * E);
-  for_rows<T>(pool_, X, [&](int64_t e) {
+  for_experts<T>(pool_, X, a.off, [&](int64_t e, ThreadPool* pp) {  // idle experts cost nothing
     const int64_t o = a.off[e], n = a.off[e + 1] - o;
-    if (n == 0) return;  // idle experts cost nothing
-    gemm_nt(a.xs.data() + o * E, W(p.gate) + e * F * E, a.G.data() + o * F, n, F, E, false, nullptr);
-    gemm_nt(a.xs.data() + o * E, W(p.up) + e * F * E, a.U.data() + o * F, n, F, E, false, nullptr);
-    swiglu_fwd(a.G.data() + o * F, a.U.data() + o * F, a.A.data() + o * F, n * F);
-    gemm_nt(a.A.data() + o * F, W(p.down) + e * E * F, a.O.data() + o * E, n, E, F, false, nullptr);
+    gemm_nt(a.xs.data() + o * E, W(p.gate) + e * F * E, a.G.data() + o * F, n, F, E, false, pp);
+    gemm_nt(a.xs.data() + o * E, W(p.up) + e * F * E, a.U.data() + o * F, n, F, E, false, pp);
+    for_rows<T>(pp, n, [&](int64_t r) {
+      const int64_t i = (o + r) * F;
+      swiglu_fwd(a.G.data() + i, a.U.data() + i, a.A.data() + i, F);
+    });
+    gemm_nt(a.A.data() + o * F, W(p.down) + e * E * F, a.O.data() + o * E, n, E, F, false, pp);
   });
   px.stop();
   prof::Stage pc(prof::combine);

@@ -5,6 +5,7 @@
 // order, so the sums are deterministic).
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "train/balance.h"
 #include "train/model_impl.h"
@@ -127,9 +128,21 @@ void TrainModel<T>::attention_bwd(Layer& a, int il, T* dx) {
     for (int64_t i = 0; i < D; ++i) gq[i] += dqn_w[t * D + i], gk[i] += dkn_w[t * D + i];
   pr.stop();
   prof::Stage pp(prof::b_qkv_proj);
-  gemm_tn(dqp.data(), a.xn1.data(), Gd(p.wq), N, qd, E, true, pool_);
-  gemm_tn(dkp.data(), a.xn1.data(), Gd(p.wk), N, kd, E, true, pool_);
-  gemm_tn(dv.data(), a.xn1.data(), Gd(p.wv), N, kd, E, true, pool_);
+  if constexpr (std::is_same_v<T, float>) {
+    // dW += dY^T xn1 for q, k, v: xn1 packed once for the three
+    thread_local std::vector<float> xp;
+    const int64_t sz = sgemm_packed_b_size(N, E);
+    if (xp.size() < static_cast<size_t>(sz)) xp.resize(sz);
+    sgemm_pack_b(N, E, a.xn1.data(), E, 1, xp.data(), pool_);
+    const int64_t ps = N * sgemm_panel_width();
+    sgemm_prepacked(qd, E, N, dqp.data(), 1, qd, xp.data(), ps, Gd(p.wq), E, true, pool_);
+    sgemm_prepacked(kd, E, N, dkp.data(), 1, kd, xp.data(), ps, Gd(p.wk), E, true, pool_);
+    sgemm_prepacked(kd, E, N, dv.data(), 1, kd, xp.data(), ps, Gd(p.wv), E, true, pool_);
+  } else {
+    gemm_tn(dqp.data(), a.xn1.data(), Gd(p.wq), N, qd, E, true, pool_);
+    gemm_tn(dkp.data(), a.xn1.data(), Gd(p.wk), N, kd, E, true, pool_);
+    gemm_tn(dv.data(), a.xn1.data(), Gd(p.wv), N, kd, E, true, pool_);
+  }
   std::vector<T> dxn(N * E);
   gemm_nn(dqp.data(), W(p.wq), dxn.data(), N, qd, E, false, pool_);
   gemm_nn(dkp.data(), W(p.wk), dxn.data(), N, kd, E, true, pool_);
@@ -177,17 +190,33 @@ void TrainModel<T>::moe_bwd(Layer& a, int il, const T* dout, T* dxn) {
   prof::Stage px(prof::b_experts);
   // experts
   std::vector<T> dxs(n_slots * E);
-  for_rows<T>(pool_, X, [&](int64_t e) {
+  for_experts<T>(pool_, X, a.off, [&](int64_t e, ThreadPool* pp) {
     const int64_t o = a.off[e], n = a.off[e + 1] - o;
-    if (n == 0) return;
-    std::vector<T> dA(n * F), dG(n * F), dU(n * F);
-    gemm_nn(dO.data() + o * E, W(p.down) + e * E * F, dA.data(), n, E, F, false, nullptr);
-    gemm_tn(dO.data() + o * E, a.A.data() + o * F, Gd(p.down) + e * E * F, n, E, F, true, nullptr);
-    swiglu_bwd(a.G.data() + o * F, a.U.data() + o * F, dA.data(), dG.data(), dU.data(), n * F);
-    gemm_tn(dG.data(), a.xs.data() + o * E, Gd(p.gate) + e * F * E, n, F, E, true, nullptr);
-    gemm_tn(dU.data(), a.xs.data() + o * E, Gd(p.up) + e * F * E, n, F, E, true, nullptr);
-    gemm_nn(dG.data(), W(p.gate) + e * F * E, dxs.data() + o * E, n, F, E, false, nullptr);
-    gemm_nn(dU.data(), W(p.up) + e * F * E, dxs.data() + o * E, n, F, E, true, nullptr);
+    thread_local std::vector<T> buf;
+    if (buf.size() < static_cast<size_t>(3 * n * F)) buf.resize(3 * n * F);
+    T* dA = buf.data();
+    T* dG = dA + n * F;
+    T* dU = dG + n * F;
+    gemm_nn(dO.data() + o * E, W(p.down) + e * E * F, dA, n, E, F, false, pp);
+    gemm_tn(dO.data() + o * E, a.A.data() + o * F, Gd(p.down) + e * E * F, n, E, F, true, pp);
+    for_rows<T>(pp, n, [&](int64_t r) {
+      swiglu_bwd(a.G.data() + (o + r) * F, a.U.data() + (o + r) * F, dA + r * F, dG + r * F, dU + r * F, F);
+    });
+    if constexpr (std::is_same_v<T, float>) {
+      // dgate += dG^T xs, dup += dU^T xs: xs packed once for both
+      thread_local std::vector<float> xp;
+      const int64_t sz = sgemm_packed_b_size(n, E);
+      if (xp.size() < static_cast<size_t>(sz)) xp.resize(sz);
+      sgemm_pack_b(n, E, a.xs.data() + o * E, E, 1, xp.data(), pp);
+      const int64_t ps = n * sgemm_panel_width();
+      sgemm_prepacked(F, E, n, dG, 1, F, xp.data(), ps, Gd(p.gate) + e * F * E, E, true, pp);
+      sgemm_prepacked(F, E, n, dU, 1, F, xp.data(), ps, Gd(p.up) + e * F * E, E, true, pp);
+    } else {
+      gemm_tn(dG, a.xs.data() + o * E, Gd(p.gate) + e * F * E, n, F, E, true, pp);
+      gemm_tn(dU, a.xs.data() + o * E, Gd(p.up) + e * F * E, n, F, E, true, pp);
+    }
+    gemm_nn(dG, W(p.gate) + e * F * E, dxs.data() + o * E, n, F, E, false, pp);
+    gemm_nn(dU, W(p.up) + e * F * E, dxs.data() + o * E, n, F, E, true, pp);
   });
   px.stop();
   prof::Stage pr(prof::b_router);

@@ -104,6 +104,24 @@ void for_rows(ThreadPool* pool, int64_t n, const auto& fn) {
   }
 }
 
+// fn(e, pp) for the experts e < X that have rows (off[e + 1] > off[e]). Experts are
+// items of one parallel loop (pp = nullptr: serial kernels inside), except those with
+// more than a quarter of all rows per thread (routing can be that uneven): they run one
+// after the other first, each with pp = pool for parallel kernels. Every kernel gives
+// the same bits with or without a pool, so the split does not change results.
+template <typename T>
+void for_experts(ThreadPool* pool, int64_t X, const std::vector<int64_t>& off, const auto& fn) {
+  const int64_t total = off[X], threads = pool ? pool->size() : 1;
+  std::vector<int64_t> small;
+  for (int64_t e = 0; e < X; ++e) {
+    const int64_t n = off[e + 1] - off[e];
+    if (n == 0) continue;
+    if (threads > 1 && n * 4 * threads > total * 2) fn(e, pool);
+    else small.push_back(e);
+  }
+  for_rows<T>(pool, static_cast<int64_t>(small.size()), [&](int64_t i) { fn(small[i], nullptr); });
+}
+
 // ---- RMSNorm of one row: y = x * r * w, r = 1 / sqrt(mean(x^2) + eps). Returns r.
 template <typename T>
 T rms_norm_fwd(const T* x, const T* w, T* y, int64_t n, T eps) {
@@ -143,11 +161,11 @@ void rope_fwd(T* x, const float* cs, int64_t n, bool inverse) {
 template <typename T>
 T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
 template <typename T>
-void swiglu_fwd(const T* g, const T* u, T* a, int64_t n) {
+void swiglu_fwd_scalar(const T* g, const T* u, T* a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) a[i] = g[i] * sigmoid(g[i]) * u[i];
 }
 template <typename T>
-void swiglu_bwd(const T* g, const T* u, const T* da, T* dg, T* du, int64_t n) {
+void swiglu_bwd_scalar(const T* g, const T* u, const T* da, T* dg, T* du, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const T s = sigmoid(g[i]);
     du[i] = da[i] * g[i] * s;
@@ -157,7 +175,7 @@ void swiglu_bwd(const T* g, const T* u, const T* da, T* dg, T* du, int64_t n) {
 
 // ---- softmax of one row (in place); backward dx = p * (dp - sum(p * dp)). Returns logsumexp.
 template <typename T>
-T softmax_fwd(T* x, int64_t n) {
+T softmax_fwd_scalar(T* x, int64_t n) {
   T mx = x[0];
   for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
   double sum = 0;
@@ -165,6 +183,27 @@ T softmax_fwd(T* x, int64_t n) {
   const T inv = static_cast<T>(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
   return mx + static_cast<T>(std::log(sum));
+}
+
+// float32: AVX-512 versions where available (vecmath.cpp)
+float softmax_fwd_f32(float* x, int64_t n);
+void swiglu_fwd_f32(const float* g, const float* u, float* a, int64_t n);
+void swiglu_bwd_f32(const float* g, const float* u, const float* da, float* dg, float* du, int64_t n);
+
+template <typename T>
+void swiglu_fwd(const T* g, const T* u, T* a, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) swiglu_fwd_f32(g, u, a, n);
+  else swiglu_fwd_scalar(g, u, a, n);
+}
+template <typename T>
+void swiglu_bwd(const T* g, const T* u, const T* da, T* dg, T* du, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) swiglu_bwd_f32(g, u, da, dg, du, n);
+  else swiglu_bwd_scalar(g, u, da, dg, du, n);
+}
+template <typename T>
+T softmax_fwd(T* x, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) return softmax_fwd_f32(x, n);
+  else return softmax_fwd_scalar(x, n);
 }
 template <typename T>
 void softmax_bwd(const T* p, const T* dp, T* dx, int64_t n) {

@@ -15,7 +15,7 @@ enum Id : int {
   experts, combine, shared_exp, final_norm, lm_head, softmax_ce,
   b_ce, b_lm_head, b_final_norm, b_combine, b_experts, b_router, b_ffn_norm, b_attn_out,
   b_attn_core, b_qk_norm_rope, b_qkv_proj, b_attn_norm, b_embed, b_shared_exp,
-  zero_grad, optimizer, n_stages
+  zero_grad, optimizer, data, bookkeeping, n_stages
 };
 
 inline const char* name(int i) {
@@ -24,7 +24,7 @@ inline const char* name(int i) {
       "dispatch", "experts", "combine", "shared_exp", "final_norm", "lm_head", "softmax_ce",
       "b_ce", "b_lm_head", "b_final_norm", "b_combine", "b_experts", "b_router", "b_ffn_norm",
       "b_attn_out", "b_attn_core", "b_qk_norm_rope", "b_qkv_proj", "b_attn_norm", "b_embed",
-      "b_shared_exp", "zero_grad", "optimizer"};
+      "b_shared_exp", "zero_grad", "optimizer", "data", "bookkeeping"};
   return names[i];
 }
 

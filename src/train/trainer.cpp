@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/plot.h"
+#include "train/profile.h"
 
 namespace moe::train {
 namespace {
@@ -98,17 +100,26 @@ TrainResult run_training(const TrainOptions& o) {
     }
     return n > 0 ? sum / double(n) : 0.0;
   };
+  // MOE_TRAIN_PROFILE=1: wall-clock stage breakdown of the steps on stderr at the end
+  const char* prof_env = std::getenv("MOE_TRAIN_PROFILE");
+  prof::table() = prof::Table{};
+  prof::table().on = prof_env && *prof_env && std::string(prof_env) != "0";
   const double t0 = now_s();
   int64_t tokens_done = 0;
   double ema = 0;
   const int64_t first = st.step;
   for (; st.step < o.optim.total_steps; ++st.step) {
     const float lr = lr_at(o.optim, st.step);
-    m.zero_grad();
+    {
+      prof::Stage pz(prof::zero_grad);
+      m.zero_grad();
+    }
     m.reset_load();
     LossStats sum;
     for (int64_t a = 0; a < o.accum; ++a) {
+      prof::Stage pd(prof::data);
       sample_batch(ds.train, B, S, st.rng, tk, tg);
+      pd.stop();
       const auto ls = m.forward(tk.data(), tg.data(), B, S);
       m.backward(1.0f / float(o.accum));
       sum.ce += ls.ce / double(o.accum);
@@ -117,7 +128,10 @@ TrainResult run_training(const TrainOptions& o) {
       sum.n_dropped += ls.n_dropped;
     }
     if (routing.balance == Balance::aux_free) m.update_bias();
+    prof::Stage po(prof::optimizer);
     const double gnorm = opt.step(m.layout(), m.w, m.g, lr, o.optim, &pool);
+    po.stop();
+    prof::Stage pb(prof::bookkeeping);
     tokens_done += B * S * o.accum;
     for (size_t i = 0; i < total_load.size(); ++i) total_load[i] += m.load[i];
     const double el = now_s() - t0, tps = tokens_done / std::max(el, 1e-9);
@@ -137,6 +151,7 @@ TrainResult run_training(const TrainOptions& o) {
     const bool last = st.step + 1 == o.optim.total_steps;
     const bool out_of_time = (o.time_limit_s > 0 && el > o.time_limit_s) ||
                              (o.stop_after > 0 && st.step + 1 - first >= o.stop_after);
+    pb.stop();
     if ((o.eval_every > 0 && (st.step + 1) % o.eval_every == 0) || last || out_of_time) {
       const double vl = validate();
       j["val_loss"] = vl;
@@ -169,6 +184,19 @@ TrainResult run_training(const TrainOptions& o) {
     }
   }
   res.steps = st.step;
+  if (prof::table().on) {
+    const auto& pt = prof::table();
+    const double n_steps = double(std::max<int64_t>(1, st.step - first));
+    double tot = 0;
+    for (int i = 0; i < prof::n_stages; ++i) tot += pt.sec[i];
+    fmt::print(stderr, "moe train: stage profile (wall ms per step; validation included in the forward stages)\n");
+    for (int i = 0; i < prof::n_stages; ++i)
+      if (pt.calls[i] > 0)
+        fmt::print(stderr, "  {:<16} {:8.2f} {:5.1f} %\n", prof::name(i), 1e3 * pt.sec[i] / n_steps, 100.0 * pt.sec[i] / tot);
+    fmt::print(stderr, "  {:<16} {:8.2f} ms; loop {:.2f} ms per step\n", "sum", 1e3 * tot / n_steps,
+               1e3 * (now_s() - t0) / n_steps);
+    prof::table().on = false;
+  }
   // plots
   write_line_chart(o.out_dir + "/loss.svg", "Loss", "step", "cross-entropy (nats)", {tr, va});
   std::vector<std::vector<double>> frac(Lr, std::vector<double>(X, 0.0));

@@ -2,7 +2,7 @@
 // sgemm in the three layouts of training (X.W^T, dY.W, X^T.dY; with and without
 // accumulation, shapes that overhang the micro-tiles), bit-identical results for
 // any thread count; causal attention forward/backward (float kernels) against the
-// double templates.
+// double templates; the AVX-512 softmax and SwiGLU against double.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -128,6 +128,35 @@ TEST(TrainAttention, FloatKernelsAgainstDouble) {
     near(dq, dqd, ldq, "dq");
     near(dk, dkd, ldk, "dk");
     near(dv, dvd, ldk, "dv");
+  }
+}
+
+// AVX-512 softmax / SwiGLU (vecmath.cpp) against double on random rows of every tail length.
+TEST(TrainVecMath, SoftmaxAndSwigluAgainstDouble) {
+  std::mt19937_64 rng(9);
+  for (int64_t n = 1; n <= 70; n += (n < 40 ? 1 : 7)) {
+    for (float amp : {0.1f, 5.0f, 40.0f}) {
+      auto x = randv(n, rng);
+      for (auto& v : x) v *= amp;
+      std::vector<double> xd(x.begin(), x.end());
+      const float lse = softmax_fwd(x.data(), n);
+      const double lsed = softmax_fwd(xd.data(), n);
+      EXPECT_NEAR(lse, lsed, 2e-6 * (1.0 + std::abs(lsed))) << n;
+      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(x[i], xd[i], 4e-6 * xd[i] + 1e-9) << n << " " << i;
+    }
+    auto g = randv(n, rng), u = randv(n, rng), da = randv(n, rng);
+    for (auto& v : g) v *= 6.0f;
+    std::vector<float> a(n), dg(n), du(n);
+    std::vector<double> gd(g.begin(), g.end()), ud(u.begin(), u.end()), dad(da.begin(), da.end()), ad(n), dgd(n), dud(n);
+    swiglu_fwd(g.data(), u.data(), a.data(), n);
+    swiglu_bwd(g.data(), u.data(), da.data(), dg.data(), du.data(), n);
+    swiglu_fwd(gd.data(), ud.data(), ad.data(), n);
+    swiglu_bwd(gd.data(), ud.data(), dad.data(), dgd.data(), dud.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(a[i], ad[i], 1e-6 * std::abs(ad[i]) + 1e-7) << n << " " << i;
+      EXPECT_NEAR(dg[i], dgd[i], 1e-6 * std::abs(dgd[i]) + 1e-7) << n << " " << i;
+      EXPECT_NEAR(du[i], dud[i], 1e-6 * std::abs(dud[i]) + 1e-7) << n << " " << i;
+    }
   }
 }
 
