@@ -128,25 +128,30 @@ void TrainModel<T>::attention_bwd(Layer& a, int il, T* dx) {
     for (int64_t i = 0; i < D; ++i) gq[i] += dqn_w[t * D + i], gk[i] += dkn_w[t * D + i];
   pr.stop();
   prof::Stage pp(prof::b_qkv_proj);
-  if constexpr (std::is_same_v<T, float>) {
-    // dW += dY^T xn1 for q, k, v: xn1 packed once for the three
-    thread_local std::vector<float> xp;
-    const int64_t sz = sgemm_packed_b_size(N, E);
-    if (xp.size() < static_cast<size_t>(sz)) xp.resize(sz);
-    sgemm_pack_b(N, E, a.xn1.data(), E, 1, xp.data(), pool_);
-    const int64_t ps = N * sgemm_panel_width();
-    sgemm_prepacked(qd, E, N, dqp.data(), 1, qd, xp.data(), ps, Gd(p.wq), E, true, pool_);
-    sgemm_prepacked(kd, E, N, dkp.data(), 1, kd, xp.data(), ps, Gd(p.wk), E, true, pool_);
-    sgemm_prepacked(kd, E, N, dv.data(), 1, kd, xp.data(), ps, Gd(p.wv), E, true, pool_);
+  std::vector<T> dxn(N * E);
+  const bool qkv_adjacent = layout_.tensors[p.wk].offset == layout_.tensors[p.wq].offset + qd * E &&
+                            layout_.tensors[p.wv].offset == layout_.tensors[p.wk].offset + kd * E;
+  if (qkv_adjacent) {
+    // wq, wk, wv are one [qd + 2 kd, E] matrix: d[q k v] as one [N, qd + 2 kd] operand,
+    // one weight-gradient product and one input-gradient product
+    const int64_t w3 = qd + 2 * kd;
+    std::vector<T> d3(N * w3);
+    for_rows<T>(pool_, N, [&](int64_t t) {
+      T* r = d3.data() + t * w3;
+      std::copy(dqp.data() + t * qd, dqp.data() + (t + 1) * qd, r);
+      std::copy(dkp.data() + t * kd, dkp.data() + (t + 1) * kd, r + qd);
+      std::copy(dv.data() + t * kd, dv.data() + (t + 1) * kd, r + qd + kd);
+    });
+    gemm_tn(d3.data(), a.xn1.data(), Gd(p.wq), N, w3, E, true, pool_);
+    gemm_nn(d3.data(), W(p.wq), dxn.data(), N, w3, E, false, pool_);
   } else {
     gemm_tn(dqp.data(), a.xn1.data(), Gd(p.wq), N, qd, E, true, pool_);
     gemm_tn(dkp.data(), a.xn1.data(), Gd(p.wk), N, kd, E, true, pool_);
     gemm_tn(dv.data(), a.xn1.data(), Gd(p.wv), N, kd, E, true, pool_);
+    gemm_nn(dqp.data(), W(p.wq), dxn.data(), N, qd, E, false, pool_);
+    gemm_nn(dkp.data(), W(p.wk), dxn.data(), N, kd, E, true, pool_);
+    gemm_nn(dv.data(), W(p.wv), dxn.data(), N, kd, E, true, pool_);
   }
-  std::vector<T> dxn(N * E);
-  gemm_nn(dqp.data(), W(p.wq), dxn.data(), N, qd, E, false, pool_);
-  gemm_nn(dkp.data(), W(p.wk), dxn.data(), N, kd, E, true, pool_);
-  gemm_nn(dv.data(), W(p.wv), dxn.data(), N, kd, E, true, pool_);
   pp.stop();
   prof::Stage pn(prof::b_attn_norm);
   std::vector<T> dw_rows(N * E, T(0));
