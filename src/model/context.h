@@ -91,6 +91,10 @@ class Context {
   void gemm_rows(const Tensor& W, int64_t expert, const uint8_t* X_q, size_t x_stride, int64_t m,
                  float* Y, int64_t ldy, int64_t r0, int64_t r1);
   void attention(int il, std::span<const BatchToken> batch, const float* q, float* out);
+  // ---- flash attention (model/attention.cpp): work lists and per-thread scratch,
+  // created and grown by attention() on the calling thread. ----
+  struct AttentionScratch;
+  std::shared_ptr<AttentionScratch> attn_scratch_;
   void standard_attention(int il, std::span<const BatchToken> batch, const float* xn, float* out);
   // MLA attention block (model/mla.cpp): normed input xn [T, n_embd] -> out [T, n_embd].
   void mla_attention(int il, std::span<const BatchToken> batch, const float* xn, float* out);
