@@ -101,6 +101,12 @@ void set_kernel_override(std::optional<KernelPath> path) {
   g_override.store(path ? static_cast<int>(cap(*path)) : kNoOverride, std::memory_order_relaxed);
 }
 
+std::vector<KernelPath> available_kernel_paths() {
+  std::vector<KernelPath> v;
+  for (int p = 0; p <= static_cast<int>(best_kernel_path()); ++p) v.push_back(static_cast<KernelPath>(p));
+  return v;
+}
+
 const char* kernel_path_name(KernelPath path) {
   switch (path) {
     case KernelPath::scalar: return "scalar";

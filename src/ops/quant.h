@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "gguf/types.h"
 
@@ -60,5 +61,14 @@ KernelPath best_kernel_path();  // what this CPU supports
 KernelPath active_kernel_path();
 void set_kernel_override(std::optional<KernelPath> path);  // nullopt: back to MOE_KERNEL / best
 const char* kernel_path_name(KernelPath path);              // "scalar", "avx2", "avx512"
+std::vector<KernelPath> available_kernel_paths();           // scalar .. best_kernel_path()
+
+// Forces a kernel path for its lifetime (tests), then returns to the default.
+struct KernelPathGuard {
+  explicit KernelPathGuard(KernelPath p) { set_kernel_override(p); }
+  ~KernelPathGuard() { set_kernel_override(std::nullopt); }
+  KernelPathGuard(const KernelPathGuard&) = delete;
+  KernelPathGuard& operator=(const KernelPathGuard&) = delete;
+};
 
 }  // namespace moe::ops

@@ -415,12 +415,9 @@ TEST(Forward, PackedWeightsMatchTheFileLayout) {
         ref = reference::forward(*plain, tokens, true, &ties);
       }
       ASSERT_EQ(ties, 0) << "no token sequence without near-ties found";
-      std::vector<ops::KernelPath> paths = {ops::KernelPath::scalar};
-      if (ops::best_kernel_path() >= ops::KernelPath::avx2) paths.push_back(ops::KernelPath::avx2);
-      if (ops::best_kernel_path() >= ops::KernelPath::avx512) paths.push_back(ops::KernelPath::avx512);
       const int64_t V = plain->cfg.n_vocab;
-      for (ops::KernelPath p : paths) {
-        ops::set_kernel_override(p);
+      for (ops::KernelPath p : ops::available_kernel_paths()) {
+        ops::KernelPathGuard guard(p);
         const std::string what =
             std::string(arch) + " " + std::string(type_name(t)) + " on " + ops::kernel_path_name(p);
         std::vector<float> want, got;
@@ -430,7 +427,6 @@ TEST(Forward, PackedWeightsMatchTheFileLayout) {
         check(got, ref, V, "packed vs reference, " + what);
         check(got, want, V, "packed vs file layout, " + what);
       }
-      ops::set_kernel_override(std::nullopt);
     }
   }
 }

@@ -25,18 +25,6 @@ namespace {
 
 constexpr double kTol = 1e-5;
 
-std::vector<KernelPath> paths() {
-  std::vector<KernelPath> v = {KernelPath::scalar};
-  if (best_kernel_path() >= KernelPath::avx2) v.push_back(KernelPath::avx2);
-  if (best_kernel_path() >= KernelPath::avx512) v.push_back(KernelPath::avx512);
-  return v;
-}
-
-struct PathGuard {
-  explicit PathGuard(KernelPath p) { set_kernel_override(p); }
-  ~PathGuard() { set_kernel_override(std::nullopt); }
-};
-
 // Normal values times a per-32-block magnitude in [0.25, 4), never exactly zero.
 std::vector<float> random_values(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -121,8 +109,8 @@ TEST(Pack, GemmMatchesReferenceOnEveryPath) {
         if (n == 2048 && bs == 32 && rows != 48) continue;
         const Problem p(t, rows, n, 64, seed++);
         const auto P = p.pack();
-        for (KernelPath path : paths()) {
-          PathGuard g(path);
+        for (KernelPath path : available_kernel_paths()) {
+          KernelPathGuard g(path);
           for (int64_t m : kMs) {
             const std::string what = std::string(type_name(t)) + " n=" + std::to_string(n) + " rows=" +
                                      std::to_string(rows) + " m=" + std::to_string(m) + " path=" +
@@ -143,8 +131,8 @@ TEST(Pack, ManyTokensMatchReference) {
   for (GgmlType t : kTypes) {
     const Problem p(t, 32, 2048, 301, 99);
     const auto P = p.pack();
-    for (KernelPath path : paths()) {
-      PathGuard g(path);
+    for (KernelPath path : available_kernel_paths()) {
+      KernelPathGuard g(path);
       check(p, P.data() + 3, p.m, 0, p.rows, std::string(type_name(t)) + " m=301 path=" + kernel_path_name(path));
     }
   }
@@ -156,15 +144,15 @@ TEST(Pack, ResultDoesNotDependOnPackingPath) {
   for (GgmlType t : kTypes) {
     const int64_t n = traits(t).block_size == 32 ? 32 * 37 : 256 * 5;
     const Problem p(t, 64, n, 11, 77);
-    for (KernelPath pack_path : paths()) {
+    for (KernelPath pack_path : available_kernel_paths()) {
       std::vector<uint8_t> P;
       {
-        PathGuard g(pack_path);
+        KernelPathGuard g(pack_path);
         P = p.pack();
       }
       std::vector<std::vector<float>> results;
-      for (KernelPath run_path : paths()) {
-        PathGuard g(run_path);
+      for (KernelPath run_path : available_kernel_paths()) {
+        KernelPathGuard g(run_path);
         std::vector<float> Y(static_cast<size_t>(p.m * p.rows));
         gemm_packed(t, P.data() + 3, p.rows, p.X.data(), p.x_stride, p.m, Y.data(), p.rows, 0, p.rows, n);
         results.push_back(Y);

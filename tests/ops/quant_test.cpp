@@ -24,13 +24,6 @@ const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,  Ggml
                            GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,  GgmlType::Q5_1,
                            GgmlType::MXFP4, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 
-std::vector<KernelPath> available_paths() {
-  std::vector<KernelPath> v = {KernelPath::scalar};
-  if (best_kernel_path() >= KernelPath::avx2) v.push_back(KernelPath::avx2);
-  if (best_kernel_path() >= KernelPath::avx512) v.push_back(KernelPath::avx512);
-  return v;
-}
-
 // Dot-product tolerance: integer dots are exact per block, only the f32 sums of
 // block terms round (1e-6); float types accumulate n products in f32 (1e-5).
 double dot_tolerance(GgmlType t) {
@@ -179,7 +172,7 @@ TEST_P(QuantKernelTest, KernelNameMatchesPath) {
 
 std::vector<Case> all_cases() {
   std::vector<Case> v;
-  for (auto p : available_paths())
+  for (auto p : available_kernel_paths())
     for (auto t : kTypes) v.push_back({t, p});
   return v;
 }

@@ -20,18 +20,6 @@
 namespace moe::ops {
 namespace {
 
-std::vector<KernelPath> paths() {
-  std::vector<KernelPath> v = {KernelPath::scalar};
-  if (best_kernel_path() >= KernelPath::avx2) v.push_back(KernelPath::avx2);
-  if (best_kernel_path() >= KernelPath::avx512) v.push_back(KernelPath::avx512);
-  return v;
-}
-
-struct PathGuard {
-  explicit PathGuard(KernelPath p) { set_kernel_override(p); }
-  ~PathGuard() { set_kernel_override(std::nullopt); }
-};
-
 std::vector<float> normal(size_t n, uint32_t seed, float sigma) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> d(0.f, sigma);
@@ -68,8 +56,8 @@ TEST(QuantZmm, GemmLargeShapesMatchReference) {
           absref[i * rows + r] = a;
         }
       }
-      for (KernelPath p : paths()) {
-        PathGuard g(p);
+      for (KernelPath p : available_kernel_paths()) {
+        KernelPathGuard g(p);
         const int64_t ldy = rows + 1;
         std::vector<float> Y(static_cast<size_t>(m * ldy), -7.f);
         gemm(t, W.data(), ws, X.data(), xs, m, Y.data(), ldy, r0, r0 + rows, n);
@@ -94,8 +82,8 @@ void expect_same_rounding(GgmlType weight_type, const std::vector<float>& x, con
   const size_t bytes = activation_row_bytes(weight_type, n);
   std::vector<uint8_t> want(bytes);
   ref::quantize_activation_row_ref(weight_type, x.data(), want.data(), n);
-  for (KernelPath p : paths()) {
-    PathGuard g(p);
+  for (KernelPath p : available_kernel_paths()) {
+    KernelPathGuard g(p);
     std::vector<uint8_t> got(bytes, 0xCD);
     quantize_activation_row(weight_type, x.data(), got.data(), n);
     EXPECT_EQ(std::memcmp(got.data(), want.data(), bytes), 0)
