@@ -11,9 +11,9 @@
 # libblas.so.3; default: the pthread build unpacked from libopenblas0-pthread under
 # /tmp/obl, see docs/TRAINING.md; skipped when absent). The machine may be shared:
 # rounds interleave the variants, and the table gives per-round tokens/s, medians and
-# the ratios of the medians. moe's figure is the tokens/s of its last metrics.jsonl line
-# (all STEPS steps, the first included; evaluation and export excluded); torch's is
-# timed after WARM untimed steps, the better of two OpenMP wait policies.
+# the ratios of the medians. Both figures are steady-state tokens/s after WARM steps:
+# moe's from its metrics.jsonl (steps WARM+1..STEPS; evaluation and export excluded),
+# torch's timed after WARM untimed steps, the better of two OpenMP wait policies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOE="${MOE:-build/release/bin/moe}"
@@ -49,7 +49,9 @@ moe_run() {  # moe_run BINARY -> tokens/s
     --heads "$HEADS" --kv-heads "$KV" --head-dim "$HD" --experts "$EXPERTS" --top-k "$TOPK" --ff "$FF" \
     --ctx "$CTX" --batch "$BATCH" --steps "$STEPS" --warmup 2 --eval-every 0 --eval-batches 1 --save-every 0 \
     -t "$THREADS" --no-progress -o "$work/run" >/dev/null 2>&1
-  $PY -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['tokens_per_s'])" "$work/run/metrics.jsonl"
+  # steady state, as torch's: the steps after the first WARM (metrics.jsonl has cumulative
+  # tokens and tokens/s since the loop started, so elapsed = tokens / tokens_per_s)
+  $PY -c "import json,sys; L=[json.loads(l) for l in open(sys.argv[1])]; w=int(sys.argv[2]); a,b=L[w-1],L[-1]; print((b['tokens']-a['tokens'])/(b['tokens']/b['tokens_per_s']-a['tokens']/a['tokens_per_s']))" "$work/run/metrics.jsonl" "$WARM"
 }
 torch_run1() {  # torch_run1 BLAS_DIR STEPS OMP_WAIT_POLICY -> json
   LD_LIBRARY_PATH="$1${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" OPENBLAS_NUM_THREADS="$THREADS" OMP_WAIT_POLICY="$3" \

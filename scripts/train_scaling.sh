@@ -71,7 +71,7 @@ if phase throughput; then
   for R in $(seq 1 "$TP_ROUNDS"); do
     for X in $EXPERTS; do
       t0=$(date +%s)
-      train "$X" "$TP_STEPS" "$WORK/tp/x$X-r$R" 0 --eval-batches 1
+      train "$X" "$TP_STEPS" "$WORK/tp/x$X-r$R" 0
       tps=$($PY -c "import json,sys; print(round(json.load(open(sys.argv[1]))['tokens_per_s']))" "$WORK/tp/x$X-r$R/summary.json")
       echo "throughput run E$X round $R: $tps tokens/s, $(($(date +%s) - t0)) s" | tee -a "$WORK/timing.txt"
     done
@@ -99,12 +99,21 @@ EOF
   {
     echo
     echo "tokens/s: median of $TP_ROUNDS interleaved throughput runs of $TP_STEPS steps each ($THREADS threads);"
-    echo "val loss and load: the $STEPS-step loss runs (max/mean load over the whole run)."
+    echo "val loss and load: the $STEPS-step loss runs (max/mean load: tokens per expert summed over the whole run;"
+    echo "one step routes 1024 tokens, 16 per expert on average with 64 experts, so single steps are far noisier)."
     echo
-    echo "| run | total params | tokens/s per round | median | loss run's own tokens/s (nice $NICE, contended) |"
-    echo "|---|---|---|---|---|"
+    echo "| run | total params | tokens/s per round | median | loss run's own tokens/s (nice $NICE, contended) | max/mean load of one step (mean of the last 100 steps) per layer |"
+    echo "|---|---|---|---|---|---|"
     for X in $EXPERTS; do
-      $PY -c "import json,sys; s=json.load(open(sys.argv[1])); print(f\"| E{sys.argv[2]} | {s['n_params']/1e6:.2f} M | {' / '.join(str(round(t)) for t in s['tokens_per_s_rounds'])} | {round(s['tokens_per_s'])} | {round(s['tokens_per_s_loss_run'])} |\")" "$WORK/x$X/summary.json" "$X"
+      $PY - "$WORK/x$X" "$X" <<'EOF'
+import json, sys
+d, x = sys.argv[1], sys.argv[2]
+s = json.load(open(f"{d}/summary.json"))
+L = [json.loads(l) for l in open(f"{d}/metrics.jsonl")][-100:]
+per = [sum(l["load_max_over_mean"][i] for l in L) / len(L) for i in range(len(L[0]["load_max_over_mean"]))]
+print(f"| E{x} | {s['n_params']/1e6:.2f} M | {' / '.join(str(round(t)) for t in s['tokens_per_s_rounds'])} | "
+      f"{round(s['tokens_per_s'])} | {round(s['tokens_per_s_loss_run'])} | {' '.join(f'{v:.2f}' for v in per)} |")
+EOF
     done
   } >> "$OUT/results.md"
   cat "$OUT/results.md"

@@ -97,19 +97,21 @@ __attribute__((target("avx512f"))) void kernel_avx512(int64_t kc, const float* a
 }
 #endif
 
-Isa pick_isa() {
+// the best kernel at most `level` (0 portable, 1 AVX2+FMA, 2 AVX-512) this CPU runs
+Isa pick_isa(int level) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {8, 32, kernel_avx512};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {6, 16, kernel_avx2};
+  if (level >= 2 && __builtin_cpu_supports("avx512f")) return {8, 32, kernel_avx512};
+  if (level >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {6, 16, kernel_avx2};
 #endif
   return {4, 8, kernel_generic};
 }
 
-const Isa& isa() {
-  static const Isa i = pick_isa();
+Isa& isa_slot() {
+  static Isa i = pick_isa(2);
   return i;
 }
+const Isa& isa() { return isa_slot(); }
 
 // op(B) columns [j0, j0 + NR) (zero beyond N), all K rows, into bp[k * NR + c].
 template <int NR>
@@ -183,6 +185,11 @@ void pack_a_panel(const float* A, int64_t ars, int64_t acs, int64_t M, int64_t i
 }  // namespace
 
 int64_t sgemm_panel_width() { return isa().nr; }
+
+int sgemm_select_kernel(int level) {
+  isa_slot() = pick_isa(level);
+  return isa().nr == 32 ? 2 : isa().nr == 16 ? 1 : 0;
+}
 
 int64_t sgemm_packed_b_size(int64_t K, int64_t N) {
   const int64_t NR = isa().nr;

@@ -28,6 +28,10 @@ void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t
 // the first N columns and K rows from any row offset of a larger packed matrix:
 // pass bpack + k_offset * sgemm_panel_width()).
 int64_t sgemm_packed_b_size(int64_t K, int64_t N);
+// For tests: use the best micro-kernel at most `level` (0 portable 4x8, 1 AVX2+FMA
+// 6x16, 2 AVX-512 8x32; the default is the best the CPU runs). Returns the level
+// selected. Not thread-safe: call it while no product is running.
+int sgemm_select_kernel(int level);
 int64_t sgemm_panel_width();
 void sgemm_pack_b(int64_t K, int64_t N, const float* B, int64_t brs, int64_t bcs, float* bpack,
                   ThreadPool* pool);

@@ -1,8 +1,9 @@
 // The f32 kernels of training against naive float64 references on random shapes:
 // sgemm in the three layouts of training (X.W^T, dY.W, X^T.dY; with and without
-// accumulation, shapes that overhang the micro-tiles), bit-identical results for
-// any thread count; causal attention forward/backward (float kernels) against the
-// double templates; the AVX-512 softmax and SwiGLU against double.
+// accumulation, shapes that overhang the micro-tiles; every micro-kernel the CPU
+// runs), bit-identical results for any thread count; causal attention forward and
+// backward (float kernels) against the double templates; the AVX-512 softmax and
+// SwiGLU against double.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -66,6 +67,22 @@ TEST(TrainGemm, RandomShapesAgainstDouble) {
     for (int64_t N : {1, 5, 16, 31, 33})
       for (int64_t K : {1, 3, 257})
         for (Layout lay : {Layout::nn, Layout::nt, Layout::tn}) check(lay, M, N, K, (M + N) % 2 == 0, rng, &pool);
+}
+
+// The kernels this CPU runs below its best one (AVX2+FMA 6x16, portable 4x8).
+TEST(TrainGemm, OtherKernelsAgainstDouble) {
+  std::mt19937_64 rng(13);
+  moe::ThreadPool pool(2);
+  std::uniform_int_distribution<int64_t> dim(1, 200);
+  const int best = sgemm_select_kernel(2);
+  for (int level = best - 1; level >= 0; --level) {
+    ASSERT_EQ(sgemm_select_kernel(level), level);
+    for (int it = 0; it < 12; ++it) {
+      const int64_t M = dim(rng), N = dim(rng), K = dim(rng) + (it % 4 == 0 ? 300 : 0);
+      for (Layout lay : {Layout::nn, Layout::nt, Layout::tn}) check(lay, M, N, K, it % 2 == 0, rng, &pool);
+    }
+  }
+  sgemm_select_kernel(2);
 }
 
 TEST(TrainGemm, ThreadCountIndependent) {
