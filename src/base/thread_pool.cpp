@@ -1,9 +1,17 @@
-// Thread pool: a generation counter announces work; workers spin ~50us then sleep.
+// Thread pool: a tagged ticket announces work and hands out items; workers spin
+// ~50us, then sleep on a condition variable until the next job.
 #include "base/thread_pool.h"
 
 #include <chrono>
 
+#include "base/error.h"
+
 namespace moe {
+
+namespace {
+constexpr uint64_t kIndexMask = 0xffffffffu;
+uint32_t tag_of(uint64_t ticket) { return static_cast<uint32_t>(ticket >> 32); }
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
@@ -12,18 +20,31 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    generation_.fetch_add(1);
+    stop_.store(true, std::memory_order_release);
+    const uint32_t next = tag_of(ticket_.load()) + 1;
+    n_items_.store(0);
+    ticket_.store(static_cast<uint64_t>(next) << 32);
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_items(int thread) {
+void ThreadPool::run_items(uint32_t tag, int thread) {
+  uint64_t t = ticket_.load(std::memory_order_acquire);
   for (;;) {
-    int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
-    if (i >= n_items_) break;
-    (*fn_)(i, thread);
+    if (tag_of(t) != tag) return;  // a later job: this one is over
+    const int64_t n = n_items_.load(std::memory_order_acquire);
+    const auto* fn = fn_.load(std::memory_order_acquire);
+    const int64_t i = static_cast<int64_t>(t & kIndexMask);
+    if (i >= n) return;
+    // The claim succeeds only while the ticket still carries this job's tag, so
+    // n and fn read above belong to it (a new job changes the tag before reuse).
+    if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel,
+                                       std::memory_order_acquire))
+      continue;
+    (*fn)(i, thread);
+    done_.fetch_add(1, std::memory_order_release);
+    t = ticket_.load(std::memory_order_acquire);
   }
 }
 
@@ -33,34 +54,36 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int)>
     for (int64_t i = 0; i < n; ++i) fn(i, 0);
     return;
   }
+  MOE_CHECK(static_cast<uint64_t>(n) <= kIndexMask, "parallel_for over {} items", n);
+  uint32_t tag;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    fn_ = &fn;
-    n_items_ = n;
-    next_.store(0);
-    pending_.store(n_threads_ - 1);
-    generation_.fetch_add(1, std::memory_order_release);
+    tag = tag_of(ticket_.load(std::memory_order_relaxed)) + 1;
+    done_.store(0, std::memory_order_relaxed);
+    fn_.store(&fn, std::memory_order_relaxed);
+    n_items_.store(n, std::memory_order_relaxed);
+    ticket_.store(static_cast<uint64_t>(tag) << 32, std::memory_order_release);
   }
   cv_.notify_all();
-  run_items(0);
-  while (pending_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+  run_items(tag, 0);
+  // Every item is claimed; wait for the ones other threads are still running.
+  while (done_.load(std::memory_order_acquire) < n) std::this_thread::yield();
 }
 
 void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    auto start = std::chrono::steady_clock::now();
-    while (generation_.load(std::memory_order_acquire) == seen) {
+    const auto start = std::chrono::steady_clock::now();
+    while (tag_of(ticket_.load(std::memory_order_acquire)) == seen) {
       if (std::chrono::steady_clock::now() - start > std::chrono::microseconds(50)) {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return generation_.load() != seen; });
+        cv_.wait(lock, [&] { return tag_of(ticket_.load()) != seen || stop_; });
         break;
       }
     }
-    seen = generation_.load(std::memory_order_acquire);
-    if (stop_) return;
-    run_items(index);
-    pending_.fetch_sub(1, std::memory_order_release);
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = tag_of(ticket_.load(std::memory_order_acquire));
+    run_items(seen, index);
   }
 }
 

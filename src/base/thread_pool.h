@@ -26,18 +26,21 @@ class ThreadPool {
 
  private:
   void worker(int index);
-  void run_items(int thread);
+  // Claims and runs items of job `tag` until none is left; false once the job is over.
+  void run_items(uint32_t tag, int thread);
 
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int64_t> next_{0};
-  std::atomic<int> pending_{0};
-  int64_t n_items_ = 0;
-  const std::function<void(int64_t, int)>* fn_ = nullptr;
-  bool stop_ = false;
+  // Job tag (high 32 bits) and next item index (low 32 bits), claimed by CAS: a
+  // worker that wakes up late for a finished job fails its claim instead of
+  // holding up the caller, which waits only for items actually taken (done_).
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<int64_t> n_items_{0};
+  std::atomic<const std::function<void(int64_t, int)>*> fn_{nullptr};
+  std::atomic<int64_t> done_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace moe
