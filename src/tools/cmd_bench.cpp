@@ -45,6 +45,7 @@ struct BenchOptions {
   int n_gen = 128;
   int threads = 0;
   int reps = 3;
+  int seqs = 1;  // tg: sequences decoded together (one token each per step)
   bool json = false;
   bool profile = false;
   int64_t bw_mib = 512;  // per array
@@ -239,7 +240,8 @@ void bench(const BenchOptions& o) {
   // and one low reading would inflate the roofline fraction.
   const Bandwidth bw0 = measure_bandwidth(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), o.bw_mib, 3);
   Context ctx(model, {.n_ctx = std::max(16, o.n_prompt + o.n_gen + 1),
-                      .n_batch = std::max(1, o.n_prompt),
+                      .n_seq = o.seqs,
+                      .n_batch = std::max(o.seqs, o.n_prompt),
                       .n_threads = o.threads});
   const int nt = ctx.pool().size();
   std::mt19937 rng(1234);
@@ -254,14 +256,15 @@ void bench(const BenchOptions& o) {
     ctx.eval(ids, logits, false);
     return t.seconds();
   };
+  // tg: n_gen steps; with --seqs N each step is one batch of N tokens, one per
+  // sequence (what the server's continuous batching runs), all with logits.
+  std::vector<BatchToken> step(o.seqs);
   auto run_tg = [&] {
     ctx.reset();
-    int32_t id = tok(rng);
     Timer t;
     for (int i = 0; i < o.n_gen; ++i) {
-      const int32_t one[1] = {id};
-      ctx.eval(one, logits, false);
-      id = tok(rng);
+      for (int s = 0; s < o.seqs; ++s) step[s] = {tok(rng), s, i, true};
+      ctx.decode(step, logits);
     }
     return t.seconds();
   };
@@ -276,7 +279,7 @@ void bench(const BenchOptions& o) {
   std::vector<double> pp_tps, tg_tps;
   for (int r = 0; r < o.reps; ++r) {
     if (o.n_prompt > 0) pp_tps.push_back(o.n_prompt / run_pp());
-    if (o.n_gen > 0) tg_tps.push_back(o.n_gen / run_tg());
+    if (o.n_gen > 0) tg_tps.push_back(static_cast<double>(o.n_gen) * o.seqs / run_tg());
   }
   const double pp = median(pp_tps), tg = median(tg_tps);
 
@@ -302,7 +305,7 @@ void bench(const BenchOptions& o) {
     }
     if (o.n_gen > 0) {
       reset_profile();
-      collect(prof_tg, run_tg(), o.n_gen);
+      collect(prof_tg, run_tg(), static_cast<double>(o.n_gen) * o.seqs);
     }
     ops::set_profile_hook(nullptr);
     ctx.set_profile(false);
@@ -349,6 +352,7 @@ void bench(const BenchOptions& o) {
     j["packed_bytes"] = model->bytes_packed;
     j["amx"] = amx_status_name(amx_status());
     j["threads"] = nt;
+    j["seqs"] = o.seqs;
     j["n_prompt"] = o.n_prompt;
     j["n_gen"] = o.n_gen;
     j["reps"] = o.reps;
@@ -373,7 +377,7 @@ void bench(const BenchOptions& o) {
   }
   fmt::print("model        {} ({}, {} layers, {} experts top-{}, {})\n", o.model, c.arch, c.n_layer,
              c.n_expert, c.n_expert_used, kname);
-  fmt::print("threads      {}\n", nt);
+  fmt::print("threads      {}{}\n", nt, o.seqs > 1 ? fmt::format(", tg decodes {} sequences per step", o.seqs) : "");
   fmt::print("kernels      {}, {} tensors packed ({:.1f} MB), AMX {}\n",
              ops::kernel_path_name(ops::active_kernel_path()), model->tensors_packed,
              model->bytes_packed / 1e6, amx_status_name(amx_status()));
@@ -421,6 +425,12 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-n,--n-gen", o->n_gen, "Generated tokens (0: skip tg)")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "Threads (0: all cores)")->capture_default_str();
   cmd->add_option("-r,--reps", o->reps, "Repetitions (median reported)")->capture_default_str();
+  cmd->add_option("--seqs", o->seqs,
+                  "tg: decode this many sequences together, one token each per step "
+                  "(continuous batching; tokens/s counts all of them; the roofline "
+                  "fraction then uses one token's active bytes per token)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   cmd->add_option("--bw-mib", o->bw_mib, "MiB per array of the bandwidth measurement")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->add_flag("--profile", o->profile, "Add the time per stage");

@@ -56,9 +56,12 @@ async function run(slots) {
       return n;
     }));
     const s = (performance.now() - t0) / 1000;
+    const metrics = await (await fetch(srv.url + '/metrics')).text();
+    const metric = (name) => Number((metrics.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1]);
+    const busy = metric('moe_busy_tokens_per_second'), steps = metric('moe_decode_steps_total');
     const tokens = counts.reduce((a, b) => a + b, 0);
     check(tokens === CLIENTS * REQS * TOKENS, 'token count');
-    return { slots, tokens, seconds: s, tps: tokens / s };
+    return { slots, tokens, seconds: s, tps: tokens / s, busy, steps };
   } finally {
     await srv.stop();
   }
@@ -70,7 +73,8 @@ for (let r = 0; r < ROUNDS; r++) {
   for (const slots of [1, 8]) {
     const res = await run(slots);
     tps[slots].push(res.tps);
-    console.log(`round ${r + 1} -np ${slots}: ${res.tokens} tokens in ${res.seconds.toFixed(2)} s = ${res.tps.toFixed(1)} tok/s`);
+    console.log(`round ${r + 1} -np ${slots}: ${res.tokens} tokens in ${res.seconds.toFixed(2)} s = ${res.tps.toFixed(1)} tok/s` +
+      ` (engine: ${res.busy.toFixed(1)} tok/s of decode+sampling time, ${res.steps} steps)`);
   }
 }
 const t1 = median(tps[1]), t8 = median(tps[8]);
