@@ -163,25 +163,28 @@ inline size_t pf_for(int64_t k, int64_t tiles, size_t tile_bytes) {
   return left >= kPrefetch ? kPrefetch : 0;
 }
 
-template <bool kQ4>
-MOE_TF void gemm_q8_0(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, size_t x_stride,
-                      int64_t m, float* Y, int64_t ldy) {
-  constexpr size_t kRec = kQ4 ? kRecQ4_0 : kRecQ8_0;
+// The loop shared by the packed kernels: chunks of tokens whose activations stay in
+// L2 (kPrepass fills their per-token terms), every tile of the matrix, and token
+// groups of nearly equal size (kTileN runs one tile for one group; the first group
+// of a tile prefetches ahead in the weight stream).
+template <class Act, int kTok, size_t kRec, auto kPrepass, auto kTileN>
+MOE_TF void gemm_tiles(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, size_t x_stride,
+                       int64_t m, float* Y, int64_t ldy) {
   const size_t tile_bytes = static_cast<size_t>(nb) * kRec;
   const int64_t tc = std::min<int64_t>(m, token_chunk(x_stride));
-  thread_local std::vector<ActQ8> act;
+  thread_local std::vector<Act> act;
   if (act.size() < static_cast<size_t>(tc * nb)) act.resize(static_cast<size_t>(tc * nb));
   for (int64_t t0 = 0; t0 < m; t0 += tc) {
     const int64_t tn = std::min<int64_t>(tc, m - t0);
     const uint8_t* Xc = X + t0 * x_stride;
-    prepass_q8_0<kQ4 ? 8 : 128>(Xc, x_stride, tn, nb, act.data());
-    const Groups groups(tn, kTokQ8);
+    kPrepass(Xc, x_stride, tn, nb, act.data());
+    const Groups groups(tn, kTok);
     for (int64_t k = 0; k < tiles; ++k) {
       const uint8_t* p = Wp + k * tile_bytes;
       for (int64_t g = 0; g < groups.n; ++g) {
         const int64_t t = groups.start(g);
-        tile_q8_0_n<kQ4, kTokQ8>(groups.size(g), p, nb, Xc + t * x_stride, x_stride, act.data() + t * nb,
-                                 Y + (t0 + t) * ldy + k * kTileRows, ldy, g == 0 ? pf_for(k, tiles, tile_bytes) : 0);
+        kTileN(groups.size(g), p, nb, Xc + t * x_stride, x_stride, act.data() + t * nb,
+               Y + (t0 + t) * ldy + k * kTileRows, ldy, g == 0 ? pf_for(k, tiles, tile_bytes) : 0);
       }
     }
   }
@@ -294,35 +297,16 @@ MOE_T void tile_q4_k_n(int n, const uint8_t* p, int64_t nb, const uint8_t* X, si
   tile_q4_k<T>(p, nb, X, x_stride, act, Y, ldy, pf);
 }
 
-MOE_TF void gemm_q4_k(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, size_t x_stride,
-                      int64_t m, float* Y, int64_t ldy) {
-  const size_t tile_bytes = static_cast<size_t>(nb) * kRecQ4K;
-  const int64_t tc = std::min<int64_t>(m, token_chunk(x_stride));
-  thread_local std::vector<ActQ8K> act;
-  if (act.size() < static_cast<size_t>(tc * nb)) act.resize(static_cast<size_t>(tc * nb));
-  for (int64_t t0 = 0; t0 < m; t0 += tc) {
-    const int64_t tn = std::min<int64_t>(tc, m - t0);
-    const uint8_t* Xc = X + t0 * x_stride;
-    prepass_q8_k(Xc, x_stride, tn, nb, act.data());
-    const Groups groups(tn, kTokQ4K);
-    for (int64_t k = 0; k < tiles; ++k) {
-      const uint8_t* p = Wp + k * tile_bytes;
-      for (int64_t g = 0; g < groups.n; ++g) {
-        const int64_t t = groups.start(g);
-        tile_q4_k_n<kTokQ4K>(groups.size(g), p, nb, Xc + t * x_stride, x_stride, act.data() + t * nb,
-                             Y + (t0 + t) * ldy + k * kTileRows, ldy, g == 0 ? pf_for(k, tiles, tile_bytes) : 0);
-      }
-    }
-  }
-}
-
 }  // namespace
 
 PackedGemmFn gemm_packed_avx512(GgmlType t) {
   switch (t) {
-    case GgmlType::Q4_0: return gemm_q8_0<true>;
-    case GgmlType::Q8_0: return gemm_q8_0<false>;
-    case GgmlType::Q4_K: return gemm_q4_k;
+    case GgmlType::Q4_0:
+      return gemm_tiles<ActQ8, kTokQ8, kRecQ4_0, prepass_q8_0<8>, tile_q8_0_n<true, kTokQ8>>;
+    case GgmlType::Q8_0:
+      return gemm_tiles<ActQ8, kTokQ8, kRecQ8_0, prepass_q8_0<128>, tile_q8_0_n<false, kTokQ8>>;
+    case GgmlType::Q4_K:
+      return gemm_tiles<ActQ8K, kTokQ4K, kRecQ4K, prepass_q8_k, tile_q4_k_n<kTokQ4K>>;
     default: return nullptr;
   }
 }
