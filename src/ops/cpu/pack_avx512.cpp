@@ -75,70 +75,71 @@ struct ActQ8 {
   int32_t corr;
   float d;
 };
+// A group of n tokens' activations, regrouped by the prepass so that the tile kernel
+// reads them through one pointer: block b of the group at b * n * kQ8TokBlock holds
+// the n tokens' 32 quants (32 t .. 32 t + 31), then their n ActQ8 terms.
+constexpr size_t kQ8TokBlock = 32 + sizeof(ActQ8);
 
 template <int kOff>
-MOE_T void prepass_q8_0(const uint8_t* X, size_t x_stride, int64_t m, int64_t nb, ActQ8* out) {
+MOE_T void prepass_q8_0(const uint8_t* X, size_t x_stride, int n, int64_t nb, uint8_t* dst) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-  for (int64_t t = 0; t < m; ++t) {
+  for (int t = 0; t < n; ++t) {
     const auto* x = reinterpret_cast<const BlockQ8_0*>(X + t * x_stride);
     for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* d = dst + b * n * kQ8TokBlock;
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 32 * t), q);
       // sum(q + 128) by vpsadbw, then minus 32 * 128
-      const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)), flip);
-      const __m256i s4 = _mm256_sad_epu8(v, _mm256_setzero_si256());
+      const __m256i s4 = _mm256_sad_epu8(_mm256_xor_si256(q, flip), _mm256_setzero_si256());
       const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
       const int32_t sum = static_cast<int32_t>(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
-      out[t * nb + b] = {-kOff * sum, fp16_to_f32(x[b].d)};
+      const ActQ8 a{-kOff * sum, fp16_to_f32(x[b].d)};
+      std::memcpy(d + 32 * n + sizeof(ActQ8) * t, &a, sizeof a);
     }
   }
 }
 
-// One tile (16 rows, nb records at p) x T tokens: Y[t * ldy + r]. pf: prefetch
-// distance in bytes, 0 = none.
+// One tile (16 rows, nb records at p) x T tokens (the group at xg): Y[t * ldy + r].
+// pf: prefetch distance in bytes, 0 = none. The T dot-product chains of a block are
+// interleaved (tokens innermost), so consecutive vpdpbusd never wait on each other.
 template <bool kQ4, int T>
-MOE_T void tile_q8_0(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride, const ActQ8* act,
-                     float* Y, int64_t ldy, size_t pf) {
+MOE_T void tile_q8_0(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy, size_t pf) {
   constexpr size_t kRec = kQ4 ? kRecQ4_0 : kRecQ8_0;
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  for (int64_t b = 0; b < nb; ++b, p += kRec) {
+  for (int64_t b = 0; b < nb; ++b, p += kRec, xg += T * kQ8TokBlock) {
     if (pf) prefetch_range<kRec>(p + pf);
-    const __m512 dw = load_ph16(p);
-    __m512i w[8];
-    if constexpr (kQ4) {
-      for (int j = 0; j < 4; ++j) {
-        const __m512i v = _mm512_loadu_si512(p + 32 + 64 * j);
-        w[j] = _mm512_and_si512(v, m4);                         // elements 8j .. 8j+3
-        w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);  // elements 8j+4 .. 8j+7
-      }
-    } else {
-      for (int j = 0; j < 8; ++j) w[j] = _mm512_loadu_si512(p + 32 + 64 * j);  // elements 4j .. 4j+3
-    }
-    for (int t = 0; t < T; ++t) {
-      const int8_t* xq = reinterpret_cast<const BlockQ8_0*>(X + t * x_stride)[b].qs;
-      const ActQ8& a = act[t * nb + b];
-      __m512i s = _mm512_set1_epi32(a.corr);
+    const auto* a = reinterpret_cast<const ActQ8*>(xg + 32 * T);
+    __m512i s[T];
+    for (int t = 0; t < T; ++t) s[t] = _mm512_set1_epi32(a[t].corr);
+    // weight vector j: elements 4j..4j+3 (Q8_0); Q4_0 low nibbles 8j..8j+3 (j < 4)
+    // and high nibbles 8j'+4..8j'+7 (j = 4 + j')
+    for (int j = 0; j < 8; ++j) {
+      __m512i w;
       if constexpr (kQ4) {
-        for (int j = 0; j < 4; ++j) {
-          s = dpbusd_bcast(s, w[j], xq + 8 * j);
-          s = dpbusd_bcast(s, w[4 + j], xq + 8 * j + 4);
-        }
+        const __m512i v = _mm512_loadu_si512(p + 32 + 64 * (j & 3));
+        w = _mm512_and_si512(j < 4 ? v : _mm512_srli_epi16(v, 4), m4);
       } else {
-        for (int j = 0; j < 8; ++j) s = dpbusd_bcast(s, w[j], xq + 4 * j);
+        w = _mm512_loadu_si512(p + 32 + 64 * j);
       }
-      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a.d)), acc[t]);
+      const int off = kQ4 ? 8 * (j & 3) + 4 * (j >> 2) : 4 * j;
+      for (int t = 0; t < T; ++t) s[t] = dpbusd_bcast(s[t], w, xg + 32 * t + off);
     }
+    const __m512 dw = load_ph16(p);
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(dw, _mm512_set1_ps(a[t].d)), acc[t]);
   }
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(Y + t * ldy, acc[t]);
 }
 
 // tile_q8_0 for n (1..T) tokens.
 template <bool kQ4, int T>
-MOE_T void tile_q8_0_n(int n, const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride,
-                       const ActQ8* act, float* Y, int64_t ldy, size_t pf) {
+MOE_T void tile_q8_0_n(int n, const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy,
+                       size_t pf) {
   if constexpr (T > 1)
-    if (n < T) return tile_q8_0_n<kQ4, T - 1>(n, p, nb, X, x_stride, act, Y, ldy, pf);
-  tile_q8_0<kQ4, T>(p, nb, X, x_stride, act, Y, ldy, pf);
+    if (n < T) return tile_q8_0_n<kQ4, T - 1>(n, p, nb, xg, Y, ldy, pf);
+  tile_q8_0<kQ4, T>(p, nb, xg, Y, ldy, pf);
 }
 
 // Tokens per chunk: the activations of a chunk (~256 KiB) stay in L2 while every
@@ -164,27 +165,30 @@ inline size_t pf_for(int64_t k, int64_t tiles, size_t tile_bytes) {
 }
 
 // The loop shared by the packed kernels: chunks of tokens whose activations stay in
-// L2 (kPrepass fills their per-token terms), every tile of the matrix, and token
-// groups of nearly equal size (kTileN runs one tile for one group; the first group
-// of a tile prefetches ahead in the weight stream).
-template <class Act, int kTok, size_t kRec, auto kPrepass, auto kTileN>
+// L2, split into token groups of nearly equal size; kPrepass regroups each group's
+// activations (kTokBlock bytes per token and block) for its tile kernel; then every
+// tile of the matrix runs over every group (kTileN: one tile, one group; the first
+// group of a tile prefetches ahead in the weight stream).
+template <int kTok, size_t kRec, size_t kTokBlock, auto kPrepass, auto kTileN>
 MOE_TF void gemm_tiles(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, size_t x_stride,
                        int64_t m, float* Y, int64_t ldy) {
   const size_t tile_bytes = static_cast<size_t>(nb) * kRec;
   const int64_t tc = std::min<int64_t>(m, token_chunk(x_stride));
-  thread_local std::vector<Act> act;
-  if (act.size() < static_cast<size_t>(tc * nb)) act.resize(static_cast<size_t>(tc * nb));
+  thread_local std::vector<uint8_t> xg;
+  const size_t group_bytes = static_cast<size_t>(nb) * kTokBlock;  // per token of a group
+  if (xg.size() < static_cast<size_t>(tc) * group_bytes) xg.resize(static_cast<size_t>(tc) * group_bytes);
   for (int64_t t0 = 0; t0 < m; t0 += tc) {
     const int64_t tn = std::min<int64_t>(tc, m - t0);
-    const uint8_t* Xc = X + t0 * x_stride;
-    kPrepass(Xc, x_stride, tn, nb, act.data());
     const Groups groups(tn, kTok);
+    for (int64_t g = 0; g < groups.n; ++g)
+      kPrepass(X + (t0 + groups.start(g)) * x_stride, x_stride, groups.size(g), nb,
+               xg.data() + groups.start(g) * group_bytes);
     for (int64_t k = 0; k < tiles; ++k) {
       const uint8_t* p = Wp + k * tile_bytes;
       for (int64_t g = 0; g < groups.n; ++g) {
         const int64_t t = groups.start(g);
-        kTileN(groups.size(g), p, nb, Xc + t * x_stride, x_stride, act.data() + t * nb,
-               Y + (t0 + t) * ldy + k * kTileRows, ldy, g == 0 ? pf_for(k, tiles, tile_bytes) : 0);
+        kTileN(groups.size(g), p, nb, xg.data() + t * group_bytes, Y + (t0 + t) * ldy + k * kTileRows, ldy,
+               g == 0 ? pf_for(k, tiles, tile_bytes) : 0);
       }
     }
   }
@@ -207,25 +211,30 @@ struct ActQ8K {
   float d;
   int32_t bsp[4];
 };
+// A group of n tokens, regrouped: super-block b at b * n * kQ8KTokBlock holds sub-block
+// s of token t at 32 (s n + t), then the n ActQ8K terms.
+constexpr size_t kQ8KTokBlock = 256 + sizeof(ActQ8K);
 
-MOE_T void prepass_q8_k(const uint8_t* X, size_t x_stride, int64_t m, int64_t nb, ActQ8K* out) {
-  for (int64_t t = 0; t < m; ++t) {
+MOE_T void prepass_q8_k(const uint8_t* X, size_t x_stride, int n, int64_t nb, uint8_t* dst) {
+  for (int t = 0; t < n; ++t) {
     const auto* x = reinterpret_cast<const BlockQ8K*>(X + t * x_stride);
     for (int64_t b = 0; b < nb; ++b) {
-      ActQ8K& a = out[t * nb + b];
+      uint8_t* d = dst + b * n * kQ8KTokBlock;
+      for (int s = 0; s < 8; ++s) std::memcpy(d + 32 * (s * n + t), x[b].qs + 32 * s, 32);
+      ActQ8K a;
       std::memcpy(&a.d, &x[b].d, 4);
-      for (int p = 0; p < 4; ++p) {
-        const auto lo = static_cast<uint16_t>(x[b].bsums[4 * p] + x[b].bsums[4 * p + 1]);
-        const auto hi = static_cast<uint16_t>(x[b].bsums[4 * p + 2] + x[b].bsums[4 * p + 3]);
-        a.bsp[p] = static_cast<int32_t>(lo | (static_cast<uint32_t>(hi) << 16));
+      for (int q = 0; q < 4; ++q) {
+        const auto lo = static_cast<uint16_t>(x[b].bsums[4 * q] + x[b].bsums[4 * q + 1]);
+        const auto hi = static_cast<uint16_t>(x[b].bsums[4 * q + 2] + x[b].bsums[4 * q + 3]);
+        a.bsp[q] = static_cast<int32_t>(lo | (static_cast<uint32_t>(hi) << 16));
       }
+      std::memcpy(d + 256 * n + sizeof(ActQ8K) * t, &a, sizeof a);
     }
   }
 }
 
 template <int T>
-MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride, const ActQ8K* act,
-                     float* Y, int64_t ldy, size_t pf) {
+MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy, size_t pf) {
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -237,7 +246,8 @@ MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_st
   for (int k = 0; k < 4; ++k) pick[k] = dword_bytes(k, 0x80, 0x80, 0x80);
   const __m512i pair01 = dword_bytes(0, 0x80, 1, 0x80);
   const __m512i pair23 = dword_bytes(2, 0x80, 3, 0x80);
-  for (int64_t b = 0; b < nb; ++b, p += kRecQ4K) {
+  for (int64_t b = 0; b < nb; ++b, p += kRecQ4K, xg += T * kQ8KTokBlock) {
+    const auto* act = reinterpret_cast<const ActQ8K*>(xg + 256 * T);
     const __m512 dw = load_ph16(p);
     const __m512 dmw = load_ph16(p + 32);
     const __m512i u0 = _mm512_loadu_si512(p + kQ4KScalesOff);
@@ -254,6 +264,9 @@ MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_st
       if (pf) prefetch_range<kNibbleGroupBytes>(g + pf);
       const __m512i sc = _mm512_shuffle_epi8(s < 4 ? s03 : s47, pick[s & 3]);
       const __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(sc));
+      const uint8_t* xs = xg + 32 * s * T;
+      // One dot-product chain per token here (the sub-block sums sb take the
+      // registers that interleaved chains would need).
       __m512i w[8];
       for (int j = 0; j < 4; ++j) {
         const __m512i v = _mm512_loadu_si512(g + 64 * j);
@@ -261,7 +274,7 @@ MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_st
         w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
       }
       for (int t = 0; t < T; ++t) {
-        const int8_t* xq = reinterpret_cast<const BlockQ8K*>(X + t * x_stride)[b].qs + 32 * s;
+        const uint8_t* xq = xs + 32 * t;
         __m512i a = dpbusd_bcast(_mm512_setzero_si512(), w[0], xq);
         a = dpbusd_bcast(a, w[4], xq + 4);
         for (int j = 1; j < 4; ++j) {
@@ -278,11 +291,10 @@ MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_st
     const __m512i mp[4] = {_mm512_shuffle_epi8(m03, pair01), _mm512_shuffle_epi8(m03, pair23),
                            _mm512_shuffle_epi8(m47, pair01), _mm512_shuffle_epi8(m47, pair23)};
     for (int t = 0; t < T; ++t) {
-      const ActQ8K& a = act[t * nb + b];
-      __m512i ms = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mp[0], _mm512_set1_epi32(a.bsp[0]));
-      for (int q = 1; q < 4; ++q) ms = _mm512_dpwssd_epi32(ms, mp[q], _mm512_set1_epi32(a.bsp[q]));
+      __m512i ms = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mp[0], _mm512_set1_epi32(act[t].bsp[0]));
+      for (int q = 1; q < 4; ++q) ms = _mm512_dpwssd_epi32(ms, mp[q], _mm512_set1_epi32(act[t].bsp[q]));
       sb[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), dmw, sb[t]);
-      acc[t] = _mm512_fmadd_ps(sb[t], _mm512_set1_ps(a.d), acc[t]);
+      acc[t] = _mm512_fmadd_ps(sb[t], _mm512_set1_ps(act[t].d), acc[t]);
     }
   }
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(Y + t * ldy, acc[t]);
@@ -290,11 +302,11 @@ MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_st
 
 // tile_q4_k for n (1..T) tokens.
 template <int T>
-MOE_T void tile_q4_k_n(int n, const uint8_t* p, int64_t nb, const uint8_t* X, size_t x_stride,
-                       const ActQ8K* act, float* Y, int64_t ldy, size_t pf) {
+MOE_T void tile_q4_k_n(int n, const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy,
+                       size_t pf) {
   if constexpr (T > 1)
-    if (n < T) return tile_q4_k_n<T - 1>(n, p, nb, X, x_stride, act, Y, ldy, pf);
-  tile_q4_k<T>(p, nb, X, x_stride, act, Y, ldy, pf);
+    if (n < T) return tile_q4_k_n<T - 1>(n, p, nb, xg, Y, ldy, pf);
+  tile_q4_k<T>(p, nb, xg, Y, ldy, pf);
 }
 
 }  // namespace
@@ -302,11 +314,11 @@ MOE_T void tile_q4_k_n(int n, const uint8_t* p, int64_t nb, const uint8_t* X, si
 PackedGemmFn gemm_packed_avx512(GgmlType t) {
   switch (t) {
     case GgmlType::Q4_0:
-      return gemm_tiles<ActQ8, kTokQ8, kRecQ4_0, prepass_q8_0<8>, tile_q8_0_n<true, kTokQ8>>;
+      return gemm_tiles<kTokQ8, kRecQ4_0, kQ8TokBlock, prepass_q8_0<8>, tile_q8_0_n<true, kTokQ8>>;
     case GgmlType::Q8_0:
-      return gemm_tiles<ActQ8, kTokQ8, kRecQ8_0, prepass_q8_0<128>, tile_q8_0_n<false, kTokQ8>>;
+      return gemm_tiles<kTokQ8, kRecQ8_0, kQ8TokBlock, prepass_q8_0<128>, tile_q8_0_n<false, kTokQ8>>;
     case GgmlType::Q4_K:
-      return gemm_tiles<ActQ8K, kTokQ4K, kRecQ4K, prepass_q8_k, tile_q4_k_n<kTokQ4K>>;
+      return gemm_tiles<kTokQ4K, kRecQ4K, kQ8KTokBlock, prepass_q8_k, tile_q4_k_n<kTokQ4K>>;
     default: return nullptr;
   }
 }
