@@ -6,7 +6,9 @@
 //   bandwidth: STREAM-like copy and read over arrays >> LLC with the same thread
 //     count, best of 3 tries before and 3 after the runs; copy counts bytes read +
 //     bytes written;
-//   tg roofline fraction = tg tokens/s * active weight bytes per token / copy bandwidth.
+//   tg roofline fraction = tg tokens/s * active weight bytes per token / copy bandwidth;
+//   the paired fraction divides each tg repetition by the mean of two copy samples
+//   taken just before and just after it (median over repetitions).
 // Medians over -r repetitions. --profile adds the time per stage measured through
 // the ops profiling hook (ops/cpu/profile.h): every gemm call is attributed to the
 // weight tensor it reads (attention projections, router, experts, dense FFN,
@@ -103,28 +105,46 @@ __attribute__((noinline)) uint64_t read_sum(const uint64_t* p, size_t n) {
   return s0 + s1 + s2 + s3;
 }
 
-Bandwidth measure_bandwidth(int nt, int64_t mib, int tries) {
-  const size_t bytes = static_cast<size_t>(mib) << 20;
-  std::vector<uint64_t> a(bytes / 8), b(bytes / 8);
-  // Fault the pages in on the threads that will use them.
-  run_split(nt, bytes, [&](int, size_t lo, size_t hi) {
-    std::memset(reinterpret_cast<char*>(a.data()) + lo, 1, hi - lo);
-    std::memset(reinterpret_cast<char*>(b.data()) + lo, 2, hi - lo);
-  });
-  Bandwidth bw;
-  std::atomic<uint64_t> sink{0};
-  for (int i = 0; i < tries; ++i) {
-    const double tc = run_split(nt, bytes, [&](int, size_t lo, size_t hi) {
-      std::memcpy(reinterpret_cast<char*>(b.data()) + lo, reinterpret_cast<const char*>(a.data()) + lo, hi - lo);
+// Two arrays of `mib` MiB each, faulted in on the threads that use them, kept for
+// the whole run so that a copy sample can be taken next to every tg repetition.
+class BandwidthProbe {
+ public:
+  BandwidthProbe(int nt, int64_t mib)
+      : nt_(nt), bytes_(static_cast<size_t>(mib) << 20), a_(bytes_ / 8), b_(bytes_ / 8) {
+    run_split(nt_, bytes_, [&](int, size_t lo, size_t hi) {
+      std::memset(reinterpret_cast<char*>(a_.data()) + lo, 1, hi - lo);
+      std::memset(reinterpret_cast<char*>(b_.data()) + lo, 2, hi - lo);
     });
-    bw.copy = std::max(bw.copy, 2.0 * static_cast<double>(bytes) / tc);
-    const double tr = run_split(nt, bytes, [&](int, size_t lo, size_t hi) {
-      sink.fetch_add(read_sum(a.data() + lo / 8, (hi - lo) / 8), std::memory_order_relaxed);
-    });
-    bw.read = std::max(bw.read, static_cast<double>(bytes) / tr);
   }
-  return bw;
-}
+  // One copy of a into b: bytes read + written per second.
+  double copy() {
+    const double t = run_split(nt_, bytes_, [&](int, size_t lo, size_t hi) {
+      std::memcpy(reinterpret_cast<char*>(b_.data()) + lo, reinterpret_cast<const char*>(a_.data()) + lo, hi - lo);
+    });
+    return 2.0 * static_cast<double>(bytes_) / t;
+  }
+  double read() {
+    std::atomic<uint64_t> sink{0};
+    const double t = run_split(nt_, bytes_, [&](int, size_t lo, size_t hi) {
+      sink.fetch_add(read_sum(a_.data() + lo / 8, (hi - lo) / 8), std::memory_order_relaxed);
+    });
+    return static_cast<double>(bytes_) / t;
+  }
+  // Best of `tries` copy and read samples.
+  Bandwidth best(int tries) {
+    Bandwidth bw;
+    for (int i = 0; i < tries; ++i) {
+      bw.copy = std::max(bw.copy, copy());
+      bw.read = std::max(bw.read, read());
+    }
+    return bw;
+  }
+
+ private:
+  int nt_;
+  size_t bytes_;
+  std::vector<uint64_t> a_, b_;
+};
 
 // ---- profile: attribute gemm time to the tensor read -------------------------------
 
@@ -238,12 +258,13 @@ void bench(const BenchOptions& o) {
 
   // Bandwidth before and after the runs (best of both): the machines are shared,
   // and one low reading would inflate the roofline fraction.
-  const Bandwidth bw0 = measure_bandwidth(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), o.bw_mib, 3);
   Context ctx(model, {.n_ctx = std::max(16, o.n_prompt + o.n_gen + 1),
                       .n_seq = o.seqs,
                       .n_batch = std::max(o.seqs, o.n_prompt),
                       .n_threads = o.threads});
   const int nt = ctx.pool().size();
+  BandwidthProbe probe(nt, o.bw_mib);
+  const Bandwidth bw0 = probe.best(3);
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.n_vocab - 1));
   std::vector<float> logits;
@@ -276,12 +297,21 @@ void bench(const BenchOptions& o) {
     ctx.eval(one, logits, false);
     if (o.n_prompt > 0) run_pp();
   }
-  std::vector<double> pp_tps, tg_tps;
+  // Each tg repetition sits between two copy samples; their mean is the bandwidth
+  // paired with it (this VM's bandwidth drifts by up to 1.5x within a minute).
+  std::vector<double> pp_tps, tg_tps, tg_bw, tg_paired;
+  const double active = static_cast<double>(model->bytes_active_per_token);
   for (int r = 0; r < o.reps; ++r) {
     if (o.n_prompt > 0) pp_tps.push_back(o.n_prompt / run_pp());
-    if (o.n_gen > 0) tg_tps.push_back(static_cast<double>(o.n_gen) * o.seqs / run_tg());
+    if (o.n_gen > 0) {
+      const double before = probe.copy();
+      tg_tps.push_back(static_cast<double>(o.n_gen) * o.seqs / run_tg());
+      tg_bw.push_back(0.5 * (before + probe.copy()));
+      tg_paired.push_back(tg_tps.back() * active / tg_bw.back());
+    }
   }
   const double pp = median(pp_tps), tg = median(tg_tps);
+  const double paired = tg_paired.empty() ? 0.0 : median(tg_paired);
 
   StageSplit prof_pp, prof_tg;
   if (o.profile) {
@@ -311,10 +341,9 @@ void bench(const BenchOptions& o) {
     ctx.set_profile(false);
   }
 
-  Bandwidth bw = measure_bandwidth(nt, o.bw_mib, 3);
+  Bandwidth bw = probe.best(3);
   bw.copy = std::max(bw.copy, bw0.copy);
   bw.read = std::max(bw.read, bw0.read);
-  const double active = static_cast<double>(model->bytes_active_per_token);
   const double roof = bw.copy > 0 ? tg * active / bw.copy : 0.0;
   const double roof_read = bw.read > 0 ? tg * active / bw.read : 0.0;
   rusage ru{};
@@ -366,6 +395,8 @@ void bench(const BenchOptions& o) {
     j["read_bandwidth_bytes_per_s"] = bw.read;
     j["tg_roofline_fraction"] = roof;
     j["tg_read_roofline_fraction"] = roof_read;
+    j["tg_copy_bandwidth_samples"] = tg_bw;
+    j["tg_paired_roofline_fraction"] = paired;
     j["peak_rss_bytes"] = peak_rss;
     j["load_s"] = load_s;
     if (o.profile) {
@@ -381,9 +412,9 @@ void bench(const BenchOptions& o) {
   fmt::print("kernels      {}, {} tensors packed ({:.1f} MB), AMX {}\n",
              ops::kernel_path_name(ops::active_kernel_path()), model->tensors_packed,
              model->bytes_packed / 1e6, amx_status_name(amx_status()));
-  auto samples = [](const std::vector<double>& v) {
+  auto samples = [](const std::vector<double>& v, double scale = 1.0) {
     std::string s;
-    for (double x : v) s += fmt::format(" {:.2f}", x);
+    for (double x : v) s += fmt::format(" {:.2f}", x * scale);
     return s;
   };
   fmt::print("pp{:<4}       {:.2f} tokens/s   (median of {}:{})\n", o.n_prompt, pp, pp_tps.size(), samples(pp_tps));
@@ -393,6 +424,9 @@ void bench(const BenchOptions& o) {
              bw.copy / 1e9, bw.read / 1e9, nt, o.bw_mib);
   fmt::print("tg roofline  {:.1f}% of copy bandwidth ({:.1f}% of read), weights streamed at {:.2f} GB/s\n",
              100 * roof, 100 * roof_read, tg * active / 1e9);
+  if (!tg_paired.empty())
+    fmt::print("tg paired    {:.1f}% of the copy bandwidth measured around each repetition (median; GB/s:{})\n",
+               100 * paired, samples(tg_bw, 1e-9));
   fmt::print("peak RSS     {:.1f} MB\n", peak_rss / 1e6);
   if (o.profile) {
     auto show = [&](const char* what, const StageSplit& s) {

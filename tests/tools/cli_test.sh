@@ -24,6 +24,19 @@ check "greedy is reproducible" bash -c "[ \"\$(\"$moe\" run -m \"$m\" -p 'hello'
 check "seeded sampling is reproducible" bash -c "[ \"\$(\"$moe\" run -m \"$m\" -p 'hi' -n 8 --seed 5 2>/dev/null)\" = \"\$(\"$moe\" run -m \"$m\" -p 'hi' -n 8 --seed 5 2>/dev/null)\" ]"
 check "logits file size" bash -c "\"$moe\" logits -m \"$m\" --tokens '5 6 7' --out \"$tmp/l.f32\" 2>/dev/null && [ \$(stat -c %s \"$tmp/l.f32\") -eq \$((3 * 300 * 4)) ]"
 check "inspect" bash -c "\"$moe\" inspect \"$m\" | grep -q 'activation ratio'"
+# moe bench --json: the fields DESIGN.md promises, and the paired roofline fraction
+# recomputed from the samples (median of tg_i * active bytes / bandwidth_i).
+check "bench --json" bash -c "\"$moe\" bench -m \"$m\" -p 8 -n 4 -r 3 -t 1 --bw-mib 8 --json 2>/dev/null | python3 -c '
+import json, statistics, sys
+j = json.load(sys.stdin)
+for k in (\"pp_tokens_per_s\", \"tg_tokens_per_s\", \"active_bytes_per_token\", \"bandwidth_bytes_per_s\", \"tg_roofline_fraction\"):
+    assert j[k] > 0, k
+assert len(j[\"tg_samples\"]) == 3 and len(j[\"tg_copy_bandwidth_samples\"]) == 3
+assert abs(j[\"tg_tokens_per_s\"] - statistics.median(j[\"tg_samples\"])) < 1e-9 * j[\"tg_tokens_per_s\"]
+f = statistics.median(t * j[\"active_bytes_per_token\"] / b for t, b in zip(j[\"tg_samples\"], j[\"tg_copy_bandwidth_samples\"]))
+assert abs(f - j[\"tg_paired_roofline_fraction\"]) < 1e-9 * f, (f, j[\"tg_paired_roofline_fraction\"])
+assert abs(j[\"tg_roofline_fraction\"] - j[\"tg_tokens_per_s\"] * j[\"active_bytes_per_token\"] / j[\"bandwidth_bytes_per_s\"]) < 1e-9
+'"
 check "missing file" one_line_error x "$tmp/nope.gguf" "$moe" run -m "$tmp/nope.gguf" --tokens 1
 printf 'GGUF\x03\x00\x00\x00garbage' > "$tmp/bad.gguf"
 check "truncated gguf" one_line_error x "bad.gguf" "$moe" inspect "$tmp/bad.gguf"
