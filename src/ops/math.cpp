@@ -30,10 +30,6 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void swiglu(const float* g, const float* u, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-}
-
 void rope_cache(float* cos_sin, int64_t pos, int64_t n_rot, float base) {
   // theta_i = pos * base^(-2i/n_rot), computed in float as a running product
   // (theta_{i+1} = theta_i * base^(-2/n_rot)) the way llama.cpp does: the angles then
@@ -65,14 +61,6 @@ void rope_cache_yarn(float* cos_sin, int64_t pos, int64_t n_rot, float base, con
     cos_sin[2 * i] = std::cos(theta) * y.mscale;
     cos_sin[2 * i + 1] = std::sin(theta) * y.mscale;
     t_extrap *= theta_scale;
-  }
-}
-
-void swiglu_clamped(const float* g, const float* u, float* y, int64_t n, float alpha, float limit) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float gc = std::min(g[i], limit);
-    const float uc = std::min(std::max(u[i], -limit), limit);
-    y[i] = gc / (1.0f + std::exp(-alpha * gc)) * (uc + 1.0f);
   }
 }
 
