@@ -173,11 +173,20 @@ void Context::KvView::axpy(float a, int64_t j, int64_t off, int64_t n, float* y)
   }
 }
 
+void Context::for_tokens(int64_t T, const std::function<void(int64_t, int64_t)>& fn) {
+  constexpr int64_t kMinParallel = 16;  // below this, a region's wake-up costs more than it saves
+  if (T < kMinParallel || pool_.size() == 1) return fn(0, T);
+  const int64_t chunks = std::min<int64_t>(T, 4 * pool_.size());
+  pool_.parallel_for(chunks, [&](int64_t i, int) { fn(T * i / chunks, T * (i + 1) / chunks); });
+}
+
 void Context::quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n,
                             uint8_t* dst) {
   const size_t qrow = ops::activation_row_bytes(weight_type, n);
-  for (int64_t t = 0; t < T; ++t)
-    ops::quantize_activation_row(weight_type, X + t * n, dst + t * qrow, n);
+  for_tokens(T, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      ops::quantize_activation_row(weight_type, X + t * n, dst + t * qrow, n);
+  });
 }
 
 // Rows [r0, r1) of matrix `expert` of W times m rounded activation rows, through
@@ -213,13 +222,7 @@ void Context::linear_multi(std::span<const Tensor* const> Ws, const float* X, in
   }
   const size_t qrow = ops::activation_row_bytes(Ws[0]->type, n_in);
   MOE_DASSERT(qrow * T <= qbuf_.size());
-  if (T > 1) {
-    pool_.parallel_for(T, [&](int64_t t, int) {
-      ops::quantize_activation_row(Ws[0]->type, X + t * n_in, qbuf_.data() + t * qrow, n_in);
-    });
-  } else {
-    quantize_rows(Ws[0]->type, X, T, n_in, qbuf_.data());
-  }
+  quantize_rows(Ws[0]->type, X, T, n_in, qbuf_.data());
   using Block = LinearBlock;
   std::vector<Block>& blocks = linear_blocks_;
   blocks.clear();
@@ -310,7 +313,9 @@ void Context::dense_ffn(const Tensor& gate, const Tensor& up, const Tensor& down
   const Tensor* ws[2] = {&gate, &up};
   float* ys[2] = {g, u};
   linear_multi(ws, x, T, ys);
-  for (int64_t t = 0; t < T; ++t) ops::swiglu(g + t * n_ff, u + t * n_ff, g + t * n_ff, n_ff);
+  for_tokens(T, [&](int64_t t0, int64_t t1) {
+    ops::swiglu(g + t0 * n_ff, u + t0 * n_ff, g + t0 * n_ff, (t1 - t0) * n_ff);
+  });
   linear(down, g, T, out);
 }
 
@@ -324,14 +329,16 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   auto slot = [&](double& d) { return profile_ ? &d : nullptr; };
   std::optional<StageTimer> timer(std::in_place, slot(times_.route));
   linear(L.gate_inp, x, T, router_.data());
-  if (L.gate_inp_b.present())
-    for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, L.gate_inp_b.f32(), router_.data() + t * c.n_expert, c.n_expert);
-  route(router_.data(), T,
-        {.n_expert = c.n_expert, .top_k = K, .gating = c.gating, .norm_topk = c.norm_topk,
-         .scale = c.routed_scale,
-         .selection_bias = L.exp_probs_b.present() ? L.exp_probs_b.f32() : nullptr,
-         .n_group = c.n_group, .n_group_used = c.n_group_used},
-        sel_.data(), sel_w_.data());
+  const RouteParams rp{.n_expert = c.n_expert, .top_k = K, .gating = c.gating, .norm_topk = c.norm_topk,
+                       .scale = c.routed_scale,
+                       .selection_bias = L.exp_probs_b.present() ? L.exp_probs_b.f32() : nullptr,
+                       .n_group = c.n_group, .n_group_used = c.n_group_used};
+  for_tokens(T, [&](int64_t t0, int64_t t1) {
+    float* lg = router_.data() + t0 * c.n_expert;
+    if (L.gate_inp_b.present())
+      for (int64_t t = t0; t < t1; ++t) ops::axpy(1.0f, L.gate_inp_b.f32(), router_.data() + t * c.n_expert, c.n_expert);
+    route(lg, t1 - t0, rp, sel_.data() + t0 * K, sel_w_.data() + t0 * K);
+  });
   if (record_routing_) {
     auto& rec = routing_.experts[il];
     rec.insert(rec.end(), sel_.begin(), sel_.begin() + T * K);
@@ -343,29 +350,35 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   dispatch(sel_.data(), T, K, c.n_expert, disp_);
   const size_t qx = ops::activation_row_bytes(L.gate_exps.type, E);
   quantize_rows(L.gate_exps.type, x, T, E, qbuf_.data());
-  for (int64_t s = 0; s < disp_.n_slots(); ++s)
-    std::memcpy(xs_q_.data() + s * qx, qbuf_.data() + disp_.slot_token[s] * qx, qx);
+  for_tokens(disp_.n_slots(), [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      std::memcpy(xs_q_.data() + s * qx, qbuf_.data() + disp_.slot_token[s] * qx, qx);
+  });
 
   timer.emplace(slot(times_.experts));
   expert_matmul(L, T);
   timer.emplace(slot(times_.combine));
 
-  std::fill(out, out + T * E, 0.0f);
-  combine(eo_.data(), disp_, sel_w_.data(), T, K, E, out);
+  for_tokens(T, [&](int64_t t0, int64_t t1) {
+    std::fill(out + t0 * E, out + t1 * E, 0.0f);
+    combine_rows(eo_.data(), disp_, sel_w_.data(), t0, t1, K, E, out);
+  });
 
   timer.emplace(slot(times_.shared_expert));
   if (c.n_ff_shexp > 0) {
     // Shared expert: every token, optionally gated by sigmoid(gate_inp_shexp . x).
     float* u = attn_.data();  // [T, n_embd]; the attention output is no longer needed
     dense_ffn(L.gate_shexp, L.up_shexp, L.down_shexp, x, T, c.n_ff_shexp, u);
-    for (int64_t t = 0; t < T; ++t) {
-      float gate = 1.0f;
-      if (L.gate_inp_shexp.present()) {
-        const float z = ops::dot_f32(L.gate_inp_shexp.f32(), x + t * E, E);
-        gate = 1.0f / (1.0f + std::exp(-z));
+    for_tokens(T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        float gate = 1.0f;
+        if (L.gate_inp_shexp.present()) {
+          const float z = ops::dot_f32(L.gate_inp_shexp.f32(), x + t * E, E);
+          gate = 1.0f / (1.0f + std::exp(-z));
+        }
+        ops::axpy(gate, u + t * E, out + t * E, E);
       }
-      ops::axpy(gate, u + t * E, out + t * E, E);
-    }
+    });
   }
 }
 

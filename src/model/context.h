@@ -5,6 +5,7 @@
 // once per step for all the sequences routed to it); eval() is the one-sequence form.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -87,6 +88,11 @@ class Context {
   void linear_multi(std::span<const Tensor* const> Ws, const float* X, int64_t T,
                     std::span<float* const> Ys, int64_t expert = 0);
   void quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n, uint8_t* dst);
+  // fn(t0, t1) over [0, T) in chunks of tokens, on the pool when the batch is big
+  // enough to pay for a parallel region (prefill), inline otherwise (decode). For the
+  // per-token work between GEMMs (norms, RoPE, cache writes, routing, combine): each
+  // token's arithmetic does not depend on the split.
+  void for_tokens(int64_t T, const std::function<void(int64_t, int64_t)>& fn);
 
   void gemm_rows(const Tensor& W, int64_t expert, const uint8_t* X_q, size_t x_stride, int64_t m,
                  float* Y, int64_t ldy, int64_t r0, int64_t r1);

@@ -96,15 +96,20 @@ void dispatch(const int32_t* experts, int64_t n_tokens, int64_t top_k, int64_t n
   }
 }
 
-void combine(const float* expert_out, const Dispatch& d, const float* weights, int64_t n_tokens,
-             int64_t top_k, int64_t n_embd, float* out) {
-  for (int64_t t = 0; t < n_tokens; ++t) {
+void combine_rows(const float* expert_out, const Dispatch& d, const float* weights, int64_t t0,
+                  int64_t t1, int64_t top_k, int64_t n_embd, float* out) {
+  for (int64_t t = t0; t < t1; ++t) {
     float* o = out + t * n_embd;
     for (int64_t j = 0; j < top_k; ++j) {
       const int64_t s = d.slot_of[t * top_k + j];
       ops::axpy(weights[t * top_k + j], expert_out + s * n_embd, o, n_embd);
     }
   }
+}
+
+void combine(const float* expert_out, const Dispatch& d, const float* weights, int64_t n_tokens,
+             int64_t top_k, int64_t n_embd, float* out) {
+  combine_rows(expert_out, d, weights, 0, n_tokens, top_k, n_embd, out);
 }
 
 }  // namespace moe

@@ -48,5 +48,8 @@ void dispatch(const int32_t* experts, int64_t n_tokens, int64_t top_k, int64_t n
 // combine: out[t] += sum_j weights[t, j] * expert_out[slot_of(t, j)]   (rows of n_embd)
 void combine(const float* expert_out, const Dispatch& d, const float* weights, int64_t n_tokens,
              int64_t top_k, int64_t n_embd, float* out);
+// combine for tokens [t0, t1) only (the rows of out those tokens own).
+void combine_rows(const float* expert_out, const Dispatch& d, const float* weights, int64_t t0,
+                  int64_t t1, int64_t top_k, int64_t n_embd, float* out);
 
 }  // namespace moe
