@@ -111,14 +111,18 @@ struct PackSetup {
   }
 };
 
-void bm_pack_gemv_dram(benchmark::State& state, GgmlType t, bool packed) {
-  const PackSetup p(t, 1, true);
-  std::vector<float> y(p.rows);
+// m tokens against the ~256 MB matrix: decode (m = 1) and the server's small
+// batches (m = 2..8: tokens of one expert, or the lm_head of a batched step).
+void bm_pack_gemm_dram(benchmark::State& state, GgmlType t, int64_t m, bool packed) {
+  const PackSetup p(t, m, true);
+  std::vector<float> Y(m * p.rows);
   for (auto _ : state) {
-    p.run(t, packed, 1, y.data());
-    benchmark::DoNotOptimize(y.data());
+    p.run(t, packed, m, Y.data());
+    benchmark::DoNotOptimize(Y.data());
   }
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(p.W.size()));
+  state.counters["GMAC/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * m * p.rows * kCols / 1e9, benchmark::Counter::kIsRate);
 }
 
 void bm_pack_gemm(benchmark::State& state, GgmlType t, int64_t m, bool packed) {
@@ -148,8 +152,12 @@ const bool kRegistered = [] {
     const std::string name(moe::type_name(t));
     for (bool packed : {false, true}) {
       const std::string mode = packed ? "/packed" : "/unpacked";
-      benchmark::RegisterBenchmark(("pack_gemv_dram/" + name + mode).c_str(), bm_pack_gemv_dram, t, packed)
+      benchmark::RegisterBenchmark(("pack_gemv_dram/" + name + mode).c_str(), bm_pack_gemm_dram, t, 1, packed)
           ->Iterations(8);
+      for (int64_t m : {2, 4, 8})
+        benchmark::RegisterBenchmark(("pack_gemm" + std::to_string(m) + "_dram/" + name + mode).c_str(),
+                                     bm_pack_gemm_dram, t, m, packed)
+            ->Iterations(8);
       benchmark::RegisterBenchmark(("pack_gemv_2048/" + name + mode).c_str(), bm_pack_gemm, t, 1, packed);
       for (int64_t m : {8, 64})
         benchmark::RegisterBenchmark(("pack_gemm" + std::to_string(m) + "_2048/" + name + mode).c_str(),
