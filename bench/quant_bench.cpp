@@ -111,22 +111,11 @@ struct PackSetup {
   }
 };
 
-// m tokens against the ~256 MB matrix: decode (m = 1) and the server's small
-// batches (m = 2..8: tokens of one expert, or the lm_head of a batched step).
-void bm_pack_gemm_dram(benchmark::State& state, GgmlType t, int64_t m, bool packed) {
-  const PackSetup p(t, m, true);
-  std::vector<float> Y(m * p.rows);
-  for (auto _ : state) {
-    p.run(t, packed, m, Y.data());
-    benchmark::DoNotOptimize(Y.data());
-  }
-  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(p.W.size()));
-  state.counters["GMAC/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * m * p.rows * kCols / 1e9, benchmark::Counter::kIsRate);
-}
-
-void bm_pack_gemm(benchmark::State& state, GgmlType t, int64_t m, bool packed) {
-  const PackSetup p(t, m, false);
+// m tokens against the 2048 x 2048 matrix (dram = false: it stays in L3) or the
+// ~256 MB one (dram = true): decode (m = 1), the server's small batches (m = 2..8:
+// the tokens of one expert, or the lm_head of a batched step) and prefill (m = 64).
+void bm_pack_gemm(benchmark::State& state, GgmlType t, int64_t m, bool packed, bool dram) {
+  const PackSetup p(t, m, dram);
   std::vector<float> Y(m * p.rows);
   for (auto _ : state) {
     p.run(t, packed, m, Y.data());
@@ -152,16 +141,16 @@ const bool kRegistered = [] {
     const std::string name(moe::type_name(t));
     for (bool packed : {false, true}) {
       const std::string mode = packed ? "/packed" : "/unpacked";
-      benchmark::RegisterBenchmark(("pack_gemv_dram/" + name + mode).c_str(), bm_pack_gemm_dram, t, 1, packed)
+      benchmark::RegisterBenchmark(("pack_gemv_dram/" + name + mode).c_str(), bm_pack_gemm, t, 1, packed, true)
           ->Iterations(8);
       for (int64_t m : {2, 4, 8})
         benchmark::RegisterBenchmark(("pack_gemm" + std::to_string(m) + "_dram/" + name + mode).c_str(),
-                                     bm_pack_gemm_dram, t, m, packed)
+                                     bm_pack_gemm, t, m, packed, true)
             ->Iterations(8);
-      benchmark::RegisterBenchmark(("pack_gemv_2048/" + name + mode).c_str(), bm_pack_gemm, t, 1, packed);
+      benchmark::RegisterBenchmark(("pack_gemv_2048/" + name + mode).c_str(), bm_pack_gemm, t, 1, packed, false);
       for (int64_t m : {8, 64})
         benchmark::RegisterBenchmark(("pack_gemm" + std::to_string(m) + "_2048/" + name + mode).c_str(),
-                                     bm_pack_gemm, t, m, packed);
+                                     bm_pack_gemm, t, m, packed, false);
     }
   }
   return true;
