@@ -183,10 +183,7 @@ void Context::for_tokens(int64_t T, const std::function<void(int64_t, int64_t)>&
 void Context::quantize_rows(GgmlType weight_type, const float* X, int64_t T, int64_t n,
                             uint8_t* dst) {
   const size_t qrow = ops::activation_row_bytes(weight_type, n);
-  for_tokens(T, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t)
-      ops::quantize_activation_row(weight_type, X + t * n, dst + t * qrow, n);
-  });
+  each_token(T, [&](int64_t t) { ops::quantize_activation_row(weight_type, X + t * n, dst + t * qrow, n); });
 }
 
 // Rows [r0, r1) of matrix `expert` of W times m rounded activation rows, through
@@ -350,9 +347,8 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   dispatch(sel_.data(), T, K, c.n_expert, disp_);
   const size_t qx = ops::activation_row_bytes(L.gate_exps.type, E);
   quantize_rows(L.gate_exps.type, x, T, E, qbuf_.data());
-  for_tokens(disp_.n_slots(), [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s)
-      std::memcpy(xs_q_.data() + s * qx, qbuf_.data() + disp_.slot_token[s] * qx, qx);
+  each_token(disp_.n_slots(), [&](int64_t s) {
+    std::memcpy(xs_q_.data() + s * qx, qbuf_.data() + disp_.slot_token[s] * qx, qx);
   });
 
   timer.emplace(slot(times_.experts));
@@ -369,15 +365,13 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
     // Shared expert: every token, optionally gated by sigmoid(gate_inp_shexp . x).
     float* u = attn_.data();  // [T, n_embd]; the attention output is no longer needed
     dense_ffn(L.gate_shexp, L.up_shexp, L.down_shexp, x, T, c.n_ff_shexp, u);
-    for_tokens(T, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        float gate = 1.0f;
-        if (L.gate_inp_shexp.present()) {
-          const float z = ops::dot_f32(L.gate_inp_shexp.f32(), x + t * E, E);
-          gate = 1.0f / (1.0f + std::exp(-z));
-        }
-        ops::axpy(gate, u + t * E, out + t * E, E);
+    each_token(T, [&](int64_t t) {
+      float gate = 1.0f;
+      if (L.gate_inp_shexp.present()) {
+        const float z = ops::dot_f32(L.gate_inp_shexp.f32(), x + t * E, E);
+        gate = 1.0f / (1.0f + std::exp(-z));
       }
+      ops::axpy(gate, u + t * E, out + t * E, E);
     });
   }
 }

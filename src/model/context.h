@@ -93,6 +93,12 @@ class Context {
   // per-token work between GEMMs (norms, RoPE, cache writes, routing, combine): each
   // token's arithmetic does not depend on the split.
   void for_tokens(int64_t T, const std::function<void(int64_t, int64_t)>& fn);
+  // fn(t) for every token t of [0, T), split as for_tokens.
+  void each_token(int64_t T, const std::function<void(int64_t)>& fn) {
+    for_tokens(T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) fn(t);
+    });
+  }
 
   void gemm_rows(const Tensor& W, int64_t expert, const uint8_t* X_q, size_t x_stride, int64_t m,
                  float* Y, int64_t ldy, int64_t r0, int64_t r1);

@@ -31,21 +31,17 @@ void Context::forward(std::span<const BatchToken> batch, float* logits) {
   const ops::YarnParams yarn{.freq_scale = c.rope_freq_scale, .n_ctx_orig = c.rope_n_ctx_orig,
                             .beta_fast = c.yarn_beta_fast, .beta_slow = c.yarn_beta_slow,
                             .mscale = c.rope_mscale};
-  for_tokens(T, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      ops::dequantize_row(m.tok_embd.type, m.tok_embd.row(batch[t].token), x + t * E, E);
-      if (c.yarn) {
-        ops::rope_cache_yarn(rope_cs_.data() + t * R, batch[t].pos, R, c.rope_base, yarn);
-      } else {
-        ops::rope_cache(rope_cs_.data() + t * R, batch[t].pos, R, c.rope_base);
-      }
+  each_token(T, [&](int64_t t) {
+    ops::dequantize_row(m.tok_embd.type, m.tok_embd.row(batch[t].token), x + t * E, E);
+    if (c.yarn) {
+      ops::rope_cache_yarn(rope_cs_.data() + t * R, batch[t].pos, R, c.rope_base, yarn);
+    } else {
+      ops::rope_cache(rope_cs_.data() + t * R, batch[t].pos, R, c.rope_base);
     }
   });
-  // rows [t0, t1) of dst = rms_norm(src) * weight
+  // dst rows = rms_norm(src rows) * weight
   auto norm_rows = [&](const float* src, const Tensor& w, float* dst) {
-    for_tokens(T, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) ops::rms_norm(src + t * E, w.f32(), dst + t * E, E, c.rms_eps);
-    });
+    each_token(T, [&](int64_t t) { ops::rms_norm(src + t * E, w.f32(), dst + t * E, E, c.rms_eps); });
   };
 
   for (int il = 0; il < c.n_layer; ++il) {
@@ -61,11 +57,9 @@ void Context::forward(std::span<const BatchToken> batch, float* logits) {
         standard_attention(il, batch, xn, tmp_.data());
       }
     }
-    for_tokens(T, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        if (L.bo.present()) ops::axpy(1.0f, L.bo.f32(), tmp_.data() + t * E, E);
-        ops::axpy(1.0f, tmp_.data() + t * E, x + t * E, E);
-      }
+    each_token(T, [&](int64_t t) {
+      if (L.bo.present()) ops::axpy(1.0f, L.bo.f32(), tmp_.data() + t * E, E);
+      ops::axpy(1.0f, tmp_.data() + t * E, x + t * E, E);
     });
 
     // ---- feed-forward block ----
@@ -77,9 +71,7 @@ void Context::forward(std::span<const BatchToken> batch, float* logits) {
       StageTimer t(slot(times_.dense_ffn));
       dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, xn, T, c.n_ff, f);
     }
-    for_tokens(T, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) ops::axpy(1.0f, f + t * E, x + t * E, E);
-    });
+    each_token(T, [&](int64_t t) { ops::axpy(1.0f, f + t * E, x + t * E, E); });
   }
 
   // Final norm and lm_head over the rows whose logits are wanted.
@@ -107,29 +99,27 @@ void Context::standard_attention(int il, std::span<const BatchToken> batch, cons
   linear_multi(qkv, xn, T, qkv_out);
   // Per token: biases, q/k norms, RoPE, and the append to the sequence's KV cache
   // at its position (distinct rows for distinct tokens).
-  for_tokens(T, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      if (c.qkv_bias) {
-        ops::axpy(1.0f, L.bq.f32(), q + t * qd, qd);
-        ops::axpy(1.0f, L.bk.f32(), k + t * kd, kd);
-        ops::axpy(1.0f, L.bv.f32(), v + t * vd, vd);
-      }
-      float* qt = q + t * qd;
-      float* kt = k + t * kd;
-      if (c.qk_norm == QkNorm::per_head) {
-        for (int64_t h = 0; h < H; ++h) ops::rms_norm(qt + h * D, L.q_norm.f32(), qt + h * D, D, c.rms_eps);
-        for (int64_t h = 0; h < Hkv; ++h) ops::rms_norm(kt + h * D, L.k_norm.f32(), kt + h * D, D, c.rms_eps);
-      } else if (c.qk_norm == QkNorm::full) {
-        ops::rms_norm(qt, L.q_norm.f32(), qt, qd, c.rms_eps);
-        ops::rms_norm(kt, L.k_norm.f32(), kt, kd, c.rms_eps);
-      }
-      const float* cs = rope_cs_.data() + t * R;
-      const bool neox = c.rope_type == RopeType::neox;
-      for (int64_t h = 0; h < H; ++h) ops::rope_apply(qt + h * D, cs, R, neox);
-      for (int64_t h = 0; h < Hkv; ++h) ops::rope_apply(kt + h * D, cs, R, neox);
-      kv_store(true, il, batch[t].seq, batch[t].pos, kt);
-      kv_store(false, il, batch[t].seq, batch[t].pos, v + t * vd);
+  each_token(T, [&](int64_t t) {
+    if (c.qkv_bias) {
+      ops::axpy(1.0f, L.bq.f32(), q + t * qd, qd);
+      ops::axpy(1.0f, L.bk.f32(), k + t * kd, kd);
+      ops::axpy(1.0f, L.bv.f32(), v + t * vd, vd);
     }
+    float* qt = q + t * qd;
+    float* kt = k + t * kd;
+    if (c.qk_norm == QkNorm::per_head) {
+      for (int64_t h = 0; h < H; ++h) ops::rms_norm(qt + h * D, L.q_norm.f32(), qt + h * D, D, c.rms_eps);
+      for (int64_t h = 0; h < Hkv; ++h) ops::rms_norm(kt + h * D, L.k_norm.f32(), kt + h * D, D, c.rms_eps);
+    } else if (c.qk_norm == QkNorm::full) {
+      ops::rms_norm(qt, L.q_norm.f32(), qt, qd, c.rms_eps);
+      ops::rms_norm(kt, L.k_norm.f32(), kt, kd, c.rms_eps);
+    }
+    const float* cs = rope_cs_.data() + t * R;
+    const bool neox = c.rope_type == RopeType::neox;
+    for (int64_t h = 0; h < H; ++h) ops::rope_apply(qt + h * D, cs, R, neox);
+    for (int64_t h = 0; h < Hkv; ++h) ops::rope_apply(kt + h * D, cs, R, neox);
+    kv_store(true, il, batch[t].seq, batch[t].pos, kt);
+    kv_store(false, il, batch[t].seq, batch[t].pos, v + t * vd);
   });
   attention(il, batch, q, attn_.data());
   linear(L.wo, attn_.data(), T, out);
