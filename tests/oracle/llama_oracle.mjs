@@ -288,13 +288,16 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     env: { ...process.env, LLAMA_ORACLE_CHILD: "1" }, encoding: "utf8", maxBuffer: 1 << 30,
   });
-  const fail = (msg) => {
+  const fail = (msg, code = 1) => {
     console.error(`llama_oracle: ${msg}`);
     const tail = (s) => (s || "").split("\n").slice(-30).join("\n");
     console.error(`--- child stdout (tail)\n${tail(child.stdout)}\n--- child stderr (tail)\n${tail(child.stderr)}`);
-    process.exit(1);
+    process.exit(code);
   };
-  if (child.status !== 0) fail(`oracle process failed (status ${child.status}, signal ${child.signal})`);
+  // Exit 3: the native library crashed (a signal), which oracle_compare.mjs retries;
+  // any other failure is final.
+  if (child.signal) fail(`oracle process crashed (signal ${child.signal})`, 3);
+  if (child.status !== 0) fail(`oracle process failed (status ${child.status})`);
   const res = JSON.parse(fs.readFileSync(outFile, "utf8"));
   const decoded = [...child.stdout.matchAll(/prompt_tokens = ([\d ]*)/g)].map((m) => m[1].trim().split(/\s+/).filter(Boolean).map(Number));
   const expected = res.prompts.flatMap((p) => p.positions.map((q) => p.ids.slice(0, q.n)));
