@@ -61,6 +61,11 @@ class Context {
   void decode(std::span<const BatchToken> batch, std::vector<float>& logits);
 
   int64_t n_past(int seq = 0) const { return n_past_.at(seq); }
+  // Bytes of the KV cache (all layers, sequences and positions).
+  size_t kv_cache_bytes() const {
+    return opts_.kv_f16 ? (k16_.size() + v16_.size()) * sizeof(uint16_t)
+                        : (k_cache_.size() + v_cache_.size()) * sizeof(float);
+  }
   int64_t n_ctx() const { return opts_.n_ctx; }
   int64_t n_seq() const { return opts_.n_seq; }
   void reset() { std::fill(n_past_.begin(), n_past_.end(), 0); }

@@ -78,7 +78,7 @@ Server::Impl::Impl(const ServerOptions& opts) : o(opts) {
   created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   sched = std::make_unique<Scheduler>(model, *tok,
                                       ContextOptions{.n_ctx = o.n_ctx, .n_seq = o.n_slots, .n_batch = o.n_batch,
-                                                     .n_threads = o.n_threads});
+                                                     .n_threads = o.n_threads, .kv_f16 = o.kv_f16});
   routes();
 }
 

@@ -44,6 +44,8 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, const Tokenizer& tok, c
   for (size_t i = 0; i < slots_.size(); ++i) slots_[i].seq = static_cast<int>(i);
   stats_.slots_total = opts.n_seq;
   stats_.expert_load = ctx_.expert_load();
+  MOE_LOG_INFO("serve: KV cache {} for {} slots x {} tokens: {:.1f} MiB", opts.kv_f16 ? "f16" : "f32", opts.n_seq,
+               opts.n_ctx, static_cast<double>(ctx_.kv_cache_bytes()) / (1 << 20));
   thread_ = std::thread([this] { loop(); });
 }
 

@@ -20,6 +20,7 @@ struct ServerOptions {
   int n_slots = 1;                // -np: sequences decoded together
   int64_t n_ctx = 4096;           // context per slot
   int64_t n_batch = 512;          // tokens per forward pass
+  bool kv_f16 = false;            // KV cache in IEEE half (half the memory) instead of f32
   int n_threads = 0;              // compute threads (0: all)
   int http_threads = 0;           // 0: max(64, 4 * n_slots + 16)
   std::string api_key;            // empty: no authentication

@@ -67,8 +67,8 @@ export function startServer(model, args = [], { quiet = true } = {}) {
 
 // `moe run` greedy on a raw prompt: the generated text (prompt echo and newline removed),
 // decoded as a browser would (invalid UTF-8 -> U+FFFD), as the server does.
-export function moeRun(model, prompt, n) {
-  const out = execFileSync(MOE, ['run', '-m', model, '-p', prompt, '-n', String(n), '--temp', '0'],
+export function moeRun(model, prompt, n, extra = []) {
+  const out = execFileSync(MOE, ['run', '-m', model, '-p', prompt, '-n', String(n), '--temp', '0', ...extra],
     { stdio: ['ignore', 'pipe', 'ignore'] });
   let s = new TextDecoder('utf-8').decode(out);
   check(s.startsWith(prompt) && s.endsWith('\n'), 'unexpected moe run output: ' + JSON.stringify(s));

@@ -133,4 +133,22 @@ try {
 } finally {
   check((await sec.stop()).code === 0, 'server exit code');
 }
+
+// --kv-type f16: greedy completions equal `moe run --kv-type f16` (two slots, so the
+// requests share steps).
+const half = await startServer(model, ['-np', '2', '-c', '256', '--kv-type', 'f16']);
+try {
+  check(/KV cache f16 for 2 slots x 256 tokens/.test(half.log()), 'the server did not report an f16 KV cache');
+  const hc = new OpenAI({ baseURL: half.url + '/v1', apiKey: 'unused', maxRetries: 0, timeout: 30000 });
+  const cases = [['The quick brown fox', 16], ['Mixture of experts', 24]];
+  const got = await Promise.all(cases.map(([prompt, n]) =>
+    hc.completions.create({ model: 'm.gguf', prompt, max_tokens: n, temperature: 0 })));
+  cases.forEach(([prompt, n], i) => {
+    const want = moeRun(model, prompt, n, ['--kv-type', 'f16']);
+    const ref = got[i].choices[0].finish_reason === 'stop' ? want.replace(/<\|im_end\|>$/, '') : want;
+    eq(got[i].choices[0].text, ref, `f16-cache completion of ${JSON.stringify(prompt)} differs from moe run --kv-type f16`);
+  });
+} finally {
+  check((await half.stop()).code === 0, 'server exit code (f16 cache)');
+}
 console.log('openai_test: OK');
