@@ -26,11 +26,12 @@ static void register_serve_command(CLI::App& app) {
   cmd->add_option("-c,--ctx-size", o->n_ctx, "Context per slot (tokens)")->capture_default_str();
   cmd->add_option("-b,--batch-size", o->n_batch, "Tokens per forward pass")->capture_default_str();
   cmd->add_option("-t,--threads", o->n_threads, "Compute threads (0: all cores)")->capture_default_str();
+  // The parsed string lives as long as the option: its callback holds it.
   auto kv_type = std::make_shared<std::string>("f32");
   cmd->add_option("--kv-type", *kv_type, "KV cache type: f32, or f16 (half the memory)")
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str()
-      ->each([o](const std::string& v) { o->kv_f16 = v == "f16"; });
+      ->each([o, kv_type](const std::string& v) { o->kv_f16 = v == "f16"; });
   cmd->add_option("--threads-http", o->http_threads, "HTTP worker threads (0: max(64, 4*np+16))");
   cmd->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' (except /health)");
   cmd->add_option("--max-body", o->max_body_bytes, "Largest request body (bytes)")->capture_default_str();
