@@ -51,6 +51,7 @@ struct BenchOptions {
   bool json = false;
   bool profile = false;
   int64_t bw_mib = 512;  // per array
+  std::string kv_type = "f32";
 };
 
 double median(std::vector<double> v) {
@@ -261,7 +262,8 @@ void bench(const BenchOptions& o) {
   Context ctx(model, {.n_ctx = std::max(16, o.n_prompt + o.n_gen + 1),
                       .n_seq = o.seqs,
                       .n_batch = std::max(o.seqs, o.n_prompt),
-                      .n_threads = o.threads});
+                      .n_threads = o.threads,
+                      .kv_f16 = o.kv_type == "f16"});
   const int nt = ctx.pool().size();
   BandwidthProbe probe(nt, o.bw_mib);
   const Bandwidth bw0 = probe.best(3);
@@ -382,6 +384,7 @@ void bench(const BenchOptions& o) {
     j["amx"] = amx_status_name(amx_status());
     j["threads"] = nt;
     j["seqs"] = o.seqs;
+    j["kv_type"] = o.kv_type;
     j["n_prompt"] = o.n_prompt;
     j["n_gen"] = o.n_gen;
     j["reps"] = o.reps;
@@ -408,7 +411,8 @@ void bench(const BenchOptions& o) {
   }
   fmt::print("model        {} ({}, {} layers, {} experts top-{}, {})\n", o.model, c.arch, c.n_layer,
              c.n_expert, c.n_expert_used, kname);
-  fmt::print("threads      {}{}\n", nt, o.seqs > 1 ? fmt::format(", tg decodes {} sequences per step", o.seqs) : "");
+  fmt::print("threads      {}{}, KV cache {}\n", nt,
+             o.seqs > 1 ? fmt::format(", tg decodes {} sequences per step", o.seqs) : "", o.kv_type);
   fmt::print("kernels      {}, {} tensors packed ({:.1f} MB), AMX {}\n",
              ops::kernel_path_name(ops::active_kernel_path()), model->tensors_packed,
              model->bytes_packed / 1e6, amx_status_name(amx_status()));
@@ -466,6 +470,9 @@ void register_bench(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   cmd->add_option("--bw-mib", o->bw_mib, "MiB per array of the bandwidth measurement")->capture_default_str();
+  cmd->add_option("--kv-type", o->kv_type, "KV cache type: f32, or f16 (half the memory)")
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->add_flag("--profile", o->profile, "Add the time per stage");
   cmd->callback([o] {

@@ -36,7 +36,9 @@ assert abs(j[\"tg_tokens_per_s\"] - statistics.median(j[\"tg_samples\"])) < 1e-9
 f = statistics.median(t * j[\"active_bytes_per_token\"] / b for t, b in zip(j[\"tg_samples\"], j[\"tg_copy_bandwidth_samples\"]))
 assert abs(f - j[\"tg_paired_roofline_fraction\"]) < 1e-9 * f, (f, j[\"tg_paired_roofline_fraction\"])
 assert abs(j[\"tg_roofline_fraction\"] - j[\"tg_tokens_per_s\"] * j[\"active_bytes_per_token\"] / j[\"bandwidth_bytes_per_s\"]) < 1e-9
+assert j[\"kv_type\"] == \"f32\"
 '"
+check "bench --kv-type f16" bash -c "\"$moe\" bench -m \"$m\" -p 8 -n 4 -r 1 -t 1 --bw-mib 8 --kv-type f16 --json 2>/dev/null | grep -q '\"kv_type\":\"f16\"'"
 check "missing file" one_line_error x "$tmp/nope.gguf" "$moe" run -m "$tmp/nope.gguf" --tokens 1
 printf 'GGUF\x03\x00\x00\x00garbage' > "$tmp/bad.gguf"
 check "truncated gguf" one_line_error x "bad.gguf" "$moe" inspect "$tmp/bad.gguf"
