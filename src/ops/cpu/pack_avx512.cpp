@@ -1,7 +1,7 @@
 // AVX-512 VNNI kernels on the packed (row-interleaved) layouts of ops/pack.h, for
 // Q4_0, Q8_0 (activations q8_0) and Q4_K (activations q8_K). Called through
 // gemm_packed_avx512() by ops/pack.cpp on the avx512 kernel path only; compiled
-// with per-function target attributes, like quant_avx512_zmm.cpp.
+// with per-function target attributes (ops/cpu/avx512_target.h).
 //
 // Layout (pack_kernels.h): a tile of 16 rows stores block b of its 16 rows as one
 // record, the records of a tile one after another, the tiles one after another.
@@ -19,22 +19,17 @@
 // m > 1: a micro-kernel of 16 rows x up to 8 tokens unpacks each record once into
 // registers and reuses it for all the tokens. m == 1: the same micro-kernel with
 // one token; the matrix is one sequential stream, prefetched kPrefetch bytes ahead.
-#include <immintrin.h>
-
-// GCC 12 flags the _mm512_undefined_* inside its own cast/reduce intrinsics.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
+// A prepass copies each token group's activations block by block (the group's quants,
+// then their per-block terms), so a micro-kernel reaches all its tokens through one
+// pointer with constant offsets; Q4_0/Q8_0 interleave the tokens' vpdpbusd chains.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "base/fp16.h"
+#include "ops/cpu/avx512_target.h"
 #include "ops/cpu/pack_kernels.h"
 #include "ops/cpu/quant_blocks.h"
-
-#define MOE_T __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c"))) inline
-#define MOE_TF __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")))
 
 namespace moe::ops::cpu {
 namespace {

@@ -15,23 +15,15 @@
 // sub-blocks 2c (low nibbles) and 2c+1 (high), maddubs with x, vpdpwssd with the
 // 6-bit scales; the min term uses the activation's bsums.
 // Tiles: TR weight rows x TT tokens, TR = 4, TT = 4 (gemv: TT = 1).
-#include <immintrin.h>
-
-// GCC 12 flags the _mm512_undefined_* inside its own cast/reduce intrinsics.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "base/fp16.h"
+#include "ops/cpu/avx512_target.h"
 #include "ops/cpu/quant_blocks.h"
 #include "ops/cpu/quant_kernels.h"
-
-#define MOE_T __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c"))) inline
-#define MOE_TF __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")))
 
 namespace moe::ops::cpu {
 namespace {
