@@ -20,6 +20,7 @@
 
 #include "base/fp16.h"
 #include "ops/attention.h"
+#include "compare.h"  // tests/common: NaN-aware metrics
 
 namespace moe::ops {
 namespace {
@@ -225,7 +226,7 @@ TEST(Attention, KernelsMatchDoublePrecisionReference) {
     for (const Case& c : cases) {
       const double err = run_case(c, seed++);
       EXPECT_LE(err, c.f16 ? kTolF16 : kTolF32) << hwy::TargetName(target) << ": " << c.name();
-      (c.f16 ? worst16 : worst32) = std::max(c.f16 ? worst16 : worst32, err);
+      (c.f16 ? worst16 : worst32) = moe::test::nan_max(c.f16 ? worst16 : worst32, err);
     }
     std::printf("[attention] %-10s %zu cases, worst rel err f32 %.2e, f16 %.2e\n",
                 hwy::TargetName(target), cases.size(), worst32, worst16);

@@ -19,6 +19,7 @@
 #include "ops/pack.h"
 #include "ops/quant.h"
 #include "ops/reference/quant_ref.h"
+#include "compare.h"  // tests/common: NaN-aware metrics
 
 namespace moe::ops {
 namespace {
@@ -86,8 +87,8 @@ void check(const Problem& p, const uint8_t* packed, int64_t m, int64_t r0, int64
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t r = 0; r < nr; ++r) {
       const double ref = p.ref[i * p.rows + r0 + r];
-      err = std::max(err, std::fabs(Y[i * ldy + r] - ref));
-      mx = std::max(mx, std::fabs(ref));
+      err = moe::test::nan_max(err, std::fabs(Y[i * ldy + r] - ref));
+      mx = moe::test::nan_max(mx, std::fabs(ref));
     }
     for (int64_t r = nr; r < ldy; ++r) ASSERT_EQ(Y[i * ldy + r], kSentinel) << what << " wrote past r1";
   }
@@ -158,7 +159,7 @@ TEST(Pack, ResultDoesNotDependOnPackingPath) {
         results.push_back(Y);
       }
       double mx = 0;
-      for (float v : results[0]) mx = std::max(mx, std::fabs(static_cast<double>(v)));
+      for (float v : results[0]) mx = moe::test::nan_max(mx, std::fabs(static_cast<double>(v)));
       for (size_t k = 1; k < results.size(); ++k)
         for (size_t i = 0; i < results[0].size(); ++i)
           ASSERT_LE(std::fabs(results[k][i] - results[0][i]), kTol * mx)
@@ -179,7 +180,7 @@ TEST(Pack, PackedSizeAndGemvAgree) {
     gemv(t, p.W.data(), p.w_stride, p.X.data(), y.data(), 0, rows, n);
     gemm_packed(t, P.data() + 3, rows, p.X.data(), 0, 1, yp.data(), rows, 0, rows, n);
     double mx = 0;
-    for (float v : y) mx = std::max(mx, std::fabs(static_cast<double>(v)));
+    for (float v : y) mx = moe::test::nan_max(mx, std::fabs(static_cast<double>(v)));
     for (int64_t r = 0; r < rows; ++r) EXPECT_NEAR(yp[r], y[r], kTol * mx) << type_name(t) << " row " << r;
   }
 }

@@ -27,7 +27,11 @@ const threads = Number(opt("--threads", 2));
 const moe = args[0];
 if (!moe) { console.error("usage: node oracle_compare.mjs MOE_BINARY [--only SUBSTR] [--keep DIR]"); process.exit(2); }
 if (!fs.existsSync(moe)) { console.error(`moe binary not found: ${moe}`); process.exit(1); }
-if (!resolveLlamaNode()) { console.log("SKIP: node_modules/@fugood/llama.node not found (npm install at the repo root)"); process.exit(SKIP); }
+if (!resolveLlamaNode()) {
+  const ci = ["true", "1"].includes(process.env.CI);
+  console.log(`${ci ? "FAIL (CI=true)" : "SKIP"}: node_modules/@fugood/llama.node not found (npm ci at the repo root)`);
+  process.exit(ci ? 1 : SKIP);
+}
 
 // Model shapes. vocab 373 = 256 byte tokens + the 114 merges of the built-in BPE + 3
 // specials: a larger vocab pads with <|unused_N|> tokens, which llama.node prints as ""

@@ -6,7 +6,8 @@
 set -euo pipefail
 MOE=$1; DIR=$2
 mkdir -p "$DIR"; cd "$DIR"
-command -v curl >/dev/null || { echo "curl missing: skip"; exit 77; }
+. "$(dirname "$(readlink -f "$0")")/../common/oracle.sh"
+command -v curl >/dev/null || missing_oracle "curl (apt-get install curl)"
 fail() { echo "FAIL: $*"; exit 1; }
 M=sse_model.gguf
 [ -f $M ] || "$MOE" synth -o $M --arch qwen3moe --layers 2 --embd 128 --heads 4 --kv-heads 2 --head-dim 32 --experts 8 \

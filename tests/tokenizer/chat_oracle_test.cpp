@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "tokenizer/tokenizer.h"
+#include "oracle.h"  // tests/common: MOE_REQUIRE_ORACLE (a failure under CI=true)
 
 namespace fs = std::filesystem;
 using nlohmann::ordered_json;
@@ -29,8 +30,9 @@ size_t first_diff(const std::string& a, const std::string& b) {
 }
 
 TEST(ChatOracle, TemplatesMatchHuggingFaceJinja) {
-  if (!fs::exists(kSrc + "/node_modules/@huggingface/jinja")) GTEST_SKIP() << "node_modules/@huggingface/jinja not installed";
-  if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "node is not on PATH";
+  MOE_REQUIRE_ORACLE(fs::exists(kSrc + "/node_modules/@huggingface/jinja"),
+                     "node_modules/@huggingface/jinja (npm ci at the repo root)");
+  MOE_REQUIRE_ORACLE(std::system("node --version > /dev/null 2>&1") == 0, "node on PATH");
   fs::create_directories(kOut);
   std::string cmd = "node " + kSrc + "/tests/tokenizer/chat_oracle.mjs " + kOut + " > " + kOut + ".log 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "chat_oracle.mjs failed; see " << kOut << ".log";

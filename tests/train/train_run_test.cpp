@@ -16,6 +16,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/trainer.h"
+#include "compare.h"  // tests/common: NaN-aware metrics
 
 using namespace moe::train;
 namespace fs = std::filesystem;
@@ -149,8 +150,8 @@ TEST(TrainRun, ExportMatchesTrainingForward) {
     ASSERT_EQ(logits.size(), ref.size());
     double max_diff = 0, max_abs = 0;
     for (size_t i = 0; i < ref.size(); ++i) {
-      max_diff = std::max(max_diff, double(std::abs(logits[i] - ref[i])));
-      max_abs = std::max(max_abs, double(std::abs(ref[i])));
+      max_diff = moe::test::nan_max(max_diff, double(std::abs(logits[i] - ref[i])));
+      max_abs = moe::test::nan_max(max_abs, double(std::abs(ref[i])));
     }
     EXPECT_GT(max_abs, 0.1);
     EXPECT_LT(max_diff, 1e-3) << "max |logit| " << max_abs;
