@@ -3,6 +3,7 @@
 // weight types. Run through oracle_test.sh (which handles the skip cases).
 //
 // Usage: node oracle_compare.mjs MOE_BINARY [--only SUBSTR] [--keep DIR] [--threads N]
+//          [--types T,T,...]   (weight types for every architecture instead of the defaults)
 // Exit: 0 pass, 1 mismatch or error, 77 skip.
 import fs from "node:fs";
 import os from "node:os";
@@ -24,6 +25,7 @@ const opt = (name, def) => {
 const only = opt("--only", "");
 const keepDir = opt("--keep", "");
 const threads = Number(opt("--threads", 2));
+const typesOpt = opt("--types", "");
 const moe = args[0];
 if (!moe) { console.error("usage: node oracle_compare.mjs MOE_BINARY [--only SUBSTR] [--keep DIR]"); process.exit(2); }
 if (!fs.existsSync(moe)) { console.error(`moe binary not found: ${moe}`); process.exit(1); }
@@ -63,7 +65,8 @@ const ARCHS = {
 };
 const TYPES = ["f32", "f16", "q8_0", "q4_0", "q4_K", "q6_K"];
 const DEEPSEEK_TYPES = ["f32", "f16", "q8_0", "q4_0", "q4_K"];
-const typesOf = (arch) => (arch === "deepseek2" ? DEEPSEEK_TYPES : arch === "gpt-oss" ? [...TYPES, "mxfp4"] : TYPES);
+const typesOf = (arch) => (typesOpt ? typesOpt.split(",") :
+  arch === "deepseek2" ? DEEPSEEK_TYPES : arch === "gpt-oss" ? [...TYPES, "mxfp4"] : TYPES);
 // Tolerances on probabilities (vocab 373: a uniform token has p = 0.0027, the top
 // ones 0.02-0.1). f32: both engines compute in f32; only summation order differs.
 // Others: llama.cpp's CPU backend rounds the activations to f16 (f16 weights) or
