@@ -259,7 +259,8 @@ Value apply_filter(const std::string& name, const Value& v, const Args& a, const
     Args targs;
     for (size_t k = ti + 1; k < a.pos.size(); ++k) targs.pos.push_back(a.pos[k]);
     Array out;
-    for (const auto& x : *to_list(v, ec, pos).arr) {
+    const Value items = to_list(v, ec, pos);  // named: a temporary would die before the loop
+    for (const auto& x : *items.arr) {
       Value item = by_attr ? attr_of(x, attr->s) : x;
       bool ok = test ? apply_test(test->to_string(), item, targs, ec, pos) : item.truthy();
       if (ok == keep_if) out.push_back(x);
@@ -269,7 +270,8 @@ Value apply_filter(const std::string& name, const Value& v, const Args& a, const
   if (name == "map") {
     const Value* attr = a.kwarg("attribute");
     Array out;
-    for (const auto& x : *to_list(v, ec, pos).arr) {
+    const Value items = to_list(v, ec, pos);  // named: a temporary would die before the loop
+    for (const auto& x : *items.arr) {
       if (attr) {
         Value r = attr_of(x, attr->to_string());
         const Value* def = a.kwarg("default");
@@ -286,7 +288,8 @@ Value apply_filter(const std::string& name, const Value& v, const Args& a, const
   }
   if (name == "unique") {
     Array out;
-    for (const auto& x : *to_list(v, ec, pos).arr) {
+    const Value items = to_list(v, ec, pos);  // named: a temporary would die before the loop
+    for (const auto& x : *items.arr) {
       ec.step(static_cast<int64_t>(out.size()) + 1, pos);  // quadratic: every pair costs a step
       bool seen = false;
       for (const auto& y : out) seen = seen || values_equal(x, y);
