@@ -4,6 +4,9 @@
 // jinja_parser.cpp; evaluation and builtins are jinja_eval.cpp/jinja_builtins.cpp.
 // Values have Python-like semantics; lists, dicts and namespaces are shared by
 // reference (so `set ns.x = ...` mutates the namespace seen by every scope).
+// Templates come from model files and their inputs from clients, so every
+// recursion and every size is bounded (Limits, kMaxParseDepth, kMaxValueDepth):
+// exceeding a bound throws, it never crashes or runs unbounded.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -13,7 +16,30 @@
 #include <utility>
 #include <vector>
 
+#include "tokenizer/chat_error.h"
+
 namespace moe::jinja {
+
+// Nesting of the parsed template: parser recursion (parentheses, nested blocks)
+// and the depth of the syntax tree (long operator or filter chains).
+inline constexpr int kMaxParseDepth = 256;
+// Nesting of values printed, serialised (tojson), compared or searched for
+// reference cycles. Deeper values (or a list that contains itself) are an error.
+inline constexpr int kMaxValueDepth = 256;
+
+// Resource limits of one render. Defaults are far above what real chat
+// templates need (the largest, Qwen3 with tools over a long conversation, takes
+// a few thousand steps per message) and far below what exhausts a server.
+struct Limits {
+  int max_input_depth = 128;                     // JSON nesting of messages and extra variables
+  int max_eval_depth = 1024;                     // nested evaluation frames (expressions, blocks, macro calls)
+  int max_macro_depth = 128;                     // nested macro calls (recursion)
+  int64_t max_steps = 50'000'000;                // nodes evaluated + per-element work of builtins
+  int64_t max_loop_iterations = 1'000'000;       // for-loop iterations, all loops together
+  size_t max_output = size_t{16} << 20;          // bytes of output, and of any one string value
+  size_t max_list = 1'000'000;                   // elements of one list built by the template
+  int64_t max_bytes = int64_t{1} << 30;          // cumulative bytes of strings and lists the template builds
+};
 
 struct Value;
 using Array = std::vector<Value>;
@@ -39,19 +65,31 @@ struct Value {
   static Value str(std::string x) { Value v; v.kind = String; v.s = std::move(x); return v; }
   static Value list(Array a = {}) { Value v; v.kind = List; v.arr = std::make_shared<Array>(std::move(a)); return v; }
   static Value dict(Object o = {}) { Value v; v.kind = Dict; v.obj = std::make_shared<Object>(std::move(o)); return v; }
-  static Value from_json(const nlohmann::ordered_json& j);
+  // Throws ChatTemplateError naming `field` (and the path below it) when `j` nests
+  // deeper than max_depth. Integers beyond int64 become floats (as in JavaScript).
+  static Value from_json(const nlohmann::ordered_json& j, const std::string& field = "value",
+                         int max_depth = Limits{}.max_input_depth);
+  static Value from_json(const nlohmann::json& j, const std::string& field = "value",
+                         int max_depth = Limits{}.max_input_depth);
 
   bool truthy() const;
   bool is_number() const { return kind == Int || kind == Float; }
   double as_double() const { return kind == Int ? static_cast<double>(i) : kind == Float ? f : b ? 1.0 : 0.0; }
   const Value* get(const std::string& key) const;  // dict lookup; nullptr if absent
   void set(const std::string& key, Value v);
-  std::string to_string() const;  // what {{ v }} prints
-  std::string to_json(int indent = -1, int depth = 0) const;
+  // What {{ v }} prints / tojson. Both throw ChatTemplateError past
+  // kMaxValueDepth levels (a self-containing list included) or max_len bytes.
+  std::string to_string(size_t max_len = Limits{}.max_output) const;
+  std::string to_json(int indent = -1, size_t max_len = Limits{}.max_output) const;
   std::string type_name() const;
 };
 
+// Python ==. Throws ChatTemplateError past kMaxValueDepth levels.
 bool values_equal(const Value& a, const Value& b);
+// Whether `v` is, or contains at any depth, the list/dict storage `target`
+// (used to refuse reference cycles). Adds the values visited to *visited;
+// throws ChatTemplateError past kMaxValueDepth levels.
+bool contains_storage(const Value& v, const void* target, int64_t* visited);
 
 struct Args {
   std::vector<Value> pos;
@@ -95,11 +133,15 @@ struct Node {
   std::vector<std::string> names;    // keyword names (Call/Filter), loop targets, macro params
   std::vector<NodePtr> extra;        // If: else-branch; For: else body; Macro: param defaults
   bool negate = false;               // Test
+  int depth = 1;                     // height of this subtree (bounded by kMaxParseDepth)
 };
 
 // Parses the whole template; throws moe::Error "chat template: ... at L:C".
 NodePtr parse(const std::string& src, std::string& preprocessed);
-std::string render(const Node& program, const std::string& preprocessed, Value context_vars);
+// Renders a parsed template. Every error it throws is a ChatTemplateError
+// "chat template: ... at L:C" (the construct and its position).
+std::string render(const Node& program, const std::string& preprocessed, Value context_vars,
+                   const Limits& limits = {});
 
 // Position helper for error messages: "line L, column C".
 std::string where(const std::string& src, size_t pos);

@@ -3,6 +3,12 @@
 // not in), ~, + -, * / // %, **, unary -, then postfix . [] () |filter `is test`.
 // Statements: if/elif/else, for (with tuple targets, `if` filter, else), set
 // (incl. ns.attr and block set), macro, break, continue, generation (ignored).
+// Bounded: parser recursion (Nest) and the height of every subtree (add) stay
+// within kMaxParseDepth, so neither parsing, evaluating nor freeing the tree
+// can exhaust the stack however the template nests or chains.
+#include <charconv>
+#include <cstdlib>
+
 #include "base/error.h"
 #include "tokenizer/jinja.h"
 
@@ -16,7 +22,7 @@ class Parser {
   NodePtr program() {
     auto root = node(Node::Block, 0);
     std::string end;
-    root->c = body({}, end);
+    set_body(*root, body({}, end));
     return root;
   }
 
@@ -24,6 +30,35 @@ class Parser {
   std::vector<Token> t_;
   const std::string& src_;
   size_t p_ = 0;
+  int nest_ = 0;
+
+  // One level of parser recursion, for as long as it lives.
+  class Nest {
+   public:
+    Nest(Parser& p, size_t pos) : p_(p) {
+      if (++p_.nest_ > kMaxParseDepth) p_.fail(fmt::format("nesting deeper than {} levels", kMaxParseDepth), pos);
+    }
+    ~Nest() { --p_.nest_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+
+   private:
+    Parser& p_;
+  };
+
+  // Attaches a finished child (or nullptr) to `slot` of `parent`, keeping parent.depth
+  // the height of its subtree.
+  void add(Node& parent, std::vector<NodePtr>& slot, NodePtr child) {
+    if (child && child->depth + 1 > parent.depth) {
+      parent.depth = child->depth + 1;
+      if (parent.depth > kMaxParseDepth)
+        fail(fmt::format("expression or block nesting deeper than {} levels", kMaxParseDepth), child->pos);
+    }
+    slot.push_back(std::move(child));
+  }
+  void set_body(Node& block, std::vector<NodePtr> stmts) {
+    for (auto& s : stmts) add(block, block.c, std::move(s));
+  }
 
   [[noreturn]] void fail(const std::string& what, size_t pos) {
     throw_error("chat template: {} at {}", what, where(src_, pos));
@@ -71,7 +106,7 @@ class Parser {
       } else if (tk.type == Tok::OpenExpr) {
         ++p_;
         auto n = node(Node::Output, tk.pos);
-        n->c.push_back(expr());
+        add(*n, n->c, expr());
         if (peek().type != Tok::CloseExpr) fail(fmt::format("expected '}}}}' but found '{}'", peek().text), peek().pos);
         ++p_;
         out.push_back(n);
@@ -93,6 +128,7 @@ class Parser {
 
   NodePtr statement() {
     size_t pos = peek().pos;
+    Nest nest(*this, pos);
     std::string kw = name();
     if (kw == "if") return if_stmt(pos);
     if (kw == "for") {
@@ -100,18 +136,18 @@ class Parser {
       n->names.push_back(name());
       while (is_op(",")) { ++p_; n->names.push_back(name()); }
       expect_name("in");
-      n->c.push_back(ternary(/*allow_if=*/false));
-      n->c.push_back(is_name("if") ? (++p_, or_expr()) : nullptr);
+      add(*n, n->c, ternary(/*allow_if=*/false));
+      add(*n, n->c, is_name("if") ? (++p_, or_expr()) : nullptr);
       close_stmt();
       std::string end;
       auto b = node(Node::Block, pos);
-      b->c = body({"else", "endfor"}, end);
-      n->c.push_back(b);
+      set_body(*b, body({"else", "endfor"}, end));
+      add(*n, n->c, b);
       if (end == "else") {
         close_stmt();
         auto e = node(Node::Block, pos);
-        e->c = body({"endfor"}, end);
-        n->extra.push_back(e);
+        set_body(*e, body({"endfor"}, end));
+        add(*n, n->extra, e);
       }
       close_stmt();
       return n;
@@ -124,11 +160,11 @@ class Parser {
       if (is_op(".")) {
         ++p_;
         auto a = node(Node::Attr, target->pos);
-        a->c.push_back(target);
+        add(*a, a->c, target);
         a->s = name();
         target = a;
       }
-      n->c.push_back(target);
+      add(*n, n->c, target);
       if (!n->names.empty()) n->names.insert(n->names.begin(), target->s);
       if (peek().type == Tok::CloseStmt) {  // block set
         if (target->kind != Node::Name) fail("block set needs a plain name", pos);
@@ -136,13 +172,13 @@ class Parser {
         n->kind = Node::SetBlock;
         std::string end;
         auto b = node(Node::Block, pos);
-        b->c = body({"endset"}, end);
-        n->c.push_back(b);
+        set_body(*b, body({"endset"}, end));
+        add(*n, n->c, b);
         close_stmt();
         return n;
       }
       expect_op("=");
-      n->c.push_back(tuple_or_expr());
+      add(*n, n->c, tuple_or_expr());
       close_stmt();
       return n;
     }
@@ -152,7 +188,7 @@ class Parser {
       expect_op("(");
       while (!is_op(")")) {
         n->names.push_back(name());
-        n->extra.push_back(is_op("=") ? (++p_, expr()) : nullptr);
+        add(*n, n->extra, is_op("=") ? (++p_, expr()) : nullptr);
         if (is_op(",")) ++p_;
         else if (!is_op(")")) fail("expected ',' or ')' in macro parameters", peek().pos);
       }
@@ -160,8 +196,8 @@ class Parser {
       close_stmt();
       std::string end;
       auto b = node(Node::Block, pos);
-      b->c = body({"endmacro"}, end);
-      n->c.push_back(b);
+      set_body(*b, body({"endmacro"}, end));
+      add(*n, n->c, b);
       close_stmt();
       return n;
     }
@@ -177,22 +213,23 @@ class Parser {
   }
 
   NodePtr if_stmt(size_t pos) {
+    Nest nest(*this, pos);
     auto n = node(Node::If, pos);
-    n->c.push_back(expr());
+    add(*n, n->c, expr());
     close_stmt();
     std::string end;
     auto b = node(Node::Block, pos);
-    b->c = body({"elif", "else", "endif"}, end);
-    n->c.push_back(b);
+    set_body(*b, body({"elif", "else", "endif"}, end));
+    add(*n, n->c, b);
     if (end == "elif") {
-      n->extra.push_back(if_stmt(peek().pos));  // consumes through endif
+      add(*n, n->extra, if_stmt(peek().pos));  // consumes through endif
       return n;
     }
     if (end == "else") {
       close_stmt();
       auto e = node(Node::Block, pos);
-      e->c = body({"endif"}, end);
-      n->extra.push_back(e);
+      set_body(*e, body({"endif"}, end));
+      add(*n, n->extra, e);
     }
     close_stmt();
     return n;
@@ -202,11 +239,11 @@ class Parser {
     auto first = expr();
     if (!is_op(",")) return first;
     auto n = node(Node::ListLit, first->pos);
-    n->c.push_back(first);
+    add(*n, n->c, first);
     while (is_op(",")) {
       ++p_;
       if (peek().type == Tok::CloseStmt || is_op(")")) break;
-      n->c.push_back(expr());
+      add(*n, n->c, expr());
     }
     return n;
   }
@@ -216,26 +253,28 @@ class Parser {
 
  private:
   NodePtr ternary(bool allow_if) {
+    Nest nest(*this, peek().pos);
     auto a = or_expr();
     if (!allow_if || !is_name("if")) return a;
     size_t pos = peek().pos;
     ++p_;
     auto n = node(Node::Ternary, pos);
-    n->c.push_back(or_expr());
-    n->c.push_back(a);
+    add(*n, n->c, or_expr());
+    add(*n, n->c, a);
     if (is_name("else")) {
       ++p_;
-      n->c.push_back(ternary(true));
+      add(*n, n->c, ternary(true));
     } else {
       auto u = node(Node::Literal, pos);
-      n->c.push_back(u);  // Undefined
+      add(*n, n->c, u);  // Undefined
     }
     return n;
   }
   NodePtr binary(const std::string& op, NodePtr a, NodePtr b, size_t pos) {
     auto n = node(Node::Binary, pos);
     n->s = op;
-    n->c = {std::move(a), std::move(b)};
+    add(*n, n->c, std::move(a));
+    add(*n, n->c, std::move(b));
     return n;
   }
   NodePtr or_expr() {
@@ -250,10 +289,11 @@ class Parser {
   }
   NodePtr not_expr() {
     if (is_name("not")) {
+      Nest nest(*this, peek().pos);
       auto n = node(Node::Unary, peek().pos);
       ++p_;
       n->s = "not";
-      n->c.push_back(not_expr());
+      add(*n, n->c, not_expr());
       return n;
     }
     return compare();
@@ -302,10 +342,11 @@ class Parser {
     return a;
   }
   NodePtr unary() {
+    Nest nest(*this, peek().pos);
     if (is_op("-") || is_op("+")) {
       auto n = node(Node::Unary, peek().pos);
       n->s = t_[p_++].text;
-      n->c.push_back(unary());
+      add(*n, n->c, unary());
       return n;
     }
     return postfix(primary());
@@ -317,10 +358,10 @@ class Parser {
       if (peek().type == Tok::Name && is_op("=", 1)) {
         n.names.push_back(t_[p_].text);
         p_ += 2;
-        n.extra.push_back(expr());
+        add(n, n.extra, expr());
       } else {
         if (!n.names.empty()) fail("positional argument after keyword argument", peek().pos);
-        n.c.push_back(expr());
+        add(n, n.c, expr());
       }
       if (is_op(",")) ++p_;
       else if (!is_op(")")) fail(fmt::format("expected ',' or ')' but found '{}'", peek().text), peek().pos);
@@ -334,7 +375,7 @@ class Parser {
       if (is_op(".")) {
         ++p_;
         auto n = node(Node::Attr, pos);
-        n->c.push_back(a);
+        add(*n, n->c, a);
         if (peek().type == Tok::Int) n->s = t_[p_++].text;
         else n->s = name();
         a = n;
@@ -351,23 +392,24 @@ class Parser {
         if (colons == 0) {
           if (!parts[0]) fail("empty subscript", pos);
           auto n = node(Node::Index, pos);
-          n->c = {a, parts[0]};
+          add(*n, n->c, a);
+          add(*n, n->c, parts[0]);
           a = n;
         } else {
           auto n = node(Node::Slice, pos);
-          n->c = {a, parts[0], parts[1], parts[2]};
+          for (auto* x : {&a, &parts[0], &parts[1], &parts[2]}) add(*n, n->c, *x);
           a = n;
         }
       } else if (is_op("(")) {
         auto n = node(Node::Call, pos);
-        n->c.push_back(a);
+        add(*n, n->c, a);
         call_args(*n);
         a = n;
       } else if (is_op("|")) {
         ++p_;
         auto n = node(Node::Filter, pos);
         n->s = name();
-        n->c.push_back(a);
+        add(*n, n->c, a);
         if (is_op("(")) call_args(*n);
         a = n;
       } else if (is_name("is")) {
@@ -375,12 +417,12 @@ class Parser {
         auto n = node(Node::Test, pos);
         if (is_name("not")) { ++p_; n->negate = true; }
         n->s = name();
-        n->c.push_back(a);
+        add(*n, n->c, a);
         if (is_op("(")) call_args(*n);
         else if (peek().type == Tok::String || peek().type == Tok::Int || peek().type == Tok::Float ||
                  (peek().type == Tok::Name && !is_name("and") && !is_name("or") && !is_name("else") &&
                   !is_name("if") && !is_name("in") && !is_name("not") && !is_name("is")))
-          n->c.push_back(primary());
+          add(*n, n->c, primary());
         a = n;
       } else {
         return a;
@@ -403,13 +445,17 @@ class Parser {
         auto n = node(Node::Literal, pos);
         std::string digits;
         for (char ch : tk.text) if (ch != '_') digits += ch;
-        n->lit = Value::integer(std::stoll(digits));
+        int64_t v = 0;
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+        if (ec != std::errc() || end != digits.data() + digits.size())
+          fail(fmt::format("integer literal {} is out of range", tk.text.substr(0, 40)), pos);
+        n->lit = Value::integer(v);
         ++p_;
         return n;
       }
       case Tok::Float: {
         auto n = node(Node::Literal, pos);
-        n->lit = Value::number(std::stod(tk.text));
+        n->lit = Value::number(std::strtod(tk.text.c_str(), nullptr));  // overflow gives inf
         ++p_;
         return n;
       }
@@ -434,7 +480,7 @@ class Parser {
           ++p_;
           auto n = node(Node::ListLit, pos);
           while (!is_op("]")) {
-            n->c.push_back(expr());
+            add(*n, n->c, expr());
             if (is_op(",")) ++p_;
             else if (!is_op("]")) fail("expected ',' or ']' in list", peek().pos);
           }
@@ -445,9 +491,9 @@ class Parser {
           ++p_;
           auto n = node(Node::DictLit, pos);
           while (!is_op("}")) {
-            n->c.push_back(expr());
+            add(*n, n->c, expr());
             expect_op(":");
-            n->c.push_back(expr());
+            add(*n, n->c, expr());
             if (is_op(",")) ++p_;
             else if (!is_op("}")) fail("expected ',' or '}' in dict", peek().pos);
           }
