@@ -3,8 +3,16 @@
 // `llama` models are SentencePiece BPE ordered by token scores with <0xNN>
 // byte fallback. Control, user-defined and unknown tokens are matched as added
 // tokens before BPE (control/unknown only with parse_special).
+// The metadata is untrusted: array element types, token types (0..6), scores
+// (no NaN), lengths and counts (limits.h) and every special-token id are checked,
+// and errors name the file and the key (with the index of a bad element).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
 #include "base/error.h"
 #include "gguf/gguf.h"
+#include "tokenizer/limits.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 #include "tokenizer/vocab.h"
@@ -12,16 +20,40 @@
 namespace moe {
 using namespace tok;
 
+namespace {
+
+// The array under `key` if present, after checking that every element has one
+// of the accepted kinds (the reader keeps element types, but checking here keeps
+// this loader independent of that).
+const gguf::Array* checked_array(const gguf::File& f, const char* key, bool (*ok)(const gguf::Value&),
+                                 const char* expected) {
+  const gguf::Array* a = f.get_array(key);
+  if (!a) return nullptr;
+  for (size_t i = 0; i < a->items.size(); ++i)
+    if (!ok(a->items[i]))
+      throw_error("{}: {}[{}] has type {}, expected {}", f.path(), key, i, gguf::value_type_name(a->items[i].type),
+                  expected);
+  return a;
+}
+bool is_string(const gguf::Value& v) { return v.type == gguf::ValueType::STRING; }
+bool is_int(const gguf::Value& v) { return v.is_integer(); }
+bool is_num(const gguf::Value& v) { return v.is_number(); }
+
+}  // namespace
+
 std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
   auto d = std::make_unique<VocabData>();
   const std::string& path = f.path();
   std::string model = f.require_string("tokenizer.ggml.model");
-  const gguf::Array* toks = f.get_array("tokenizer.ggml.tokens");
+  const gguf::Array* toks = checked_array(f, "tokenizer.ggml.tokens", is_string, "string");
   if (!toks) throw_error("{}: missing required key 'tokenizer.ggml.tokens'", path);
-  const gguf::Array* types = f.get_array("tokenizer.ggml.token_type");
-  const gguf::Array* scores = f.get_array("tokenizer.ggml.scores");
-  const gguf::Array* merges = f.get_array("tokenizer.ggml.merges");
+  const gguf::Array* types = checked_array(f, "tokenizer.ggml.token_type", is_int, "an integer");
+  const gguf::Array* scores = checked_array(f, "tokenizer.ggml.scores", is_num, "a number");
+  const gguf::Array* merges = checked_array(f, "tokenizer.ggml.merges", is_string, "string");
   size_t n = toks->items.size();
+  if (n == 0) throw_error("{}: tokenizer.ggml.tokens is empty", path);
+  if (n > static_cast<size_t>(kMaxVocab))
+    throw_error("{}: tokenizer.ggml.tokens has {} entries, over the limit of {}", path, n, kMaxVocab);
   if (types && types->items.size() != n)
     throw_error("{}: tokenizer.ggml.token_type has {} entries, expected {}", path, types->items.size(), n);
   if (scores && scores->items.size() != n)
@@ -35,7 +67,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
     d->byte_fallback = true;
     if (!scores) throw_error("{}: llama tokenizer needs 'tokenizer.ggml.scores'", path);
   } else {
-    throw_error("{}: tokenizer.ggml.model '{}' is not supported (gpt2, llama are)", path, model);
+    throw_error("{}: tokenizer.ggml.model '{}' is not supported (gpt2, llama are)", path, quote(model));
   }
 
   d->tokens.resize(n);
@@ -43,11 +75,32 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
   if (scores) d->scores.resize(n, 0.0f);
   d->token_to_id.reserve(n * 2);
   std::string raw;
+  size_t added_bytes = 0;
   for (size_t i = 0; i < n; ++i) {
     const std::string& t = toks->items[i].as_string();
-    auto ty = types ? static_cast<TokenType>(types->items[i].as_int()) : TokenType::Normal;
+    if (t.size() > kMaxTokenBytes)
+      throw_error("{}: tokenizer.ggml.tokens[{}] has {} bytes, over the limit of {}", path, i, t.size(),
+                  kMaxTokenBytes);
+    auto ty = TokenType::Normal;
+    if (types) {
+      // llama.cpp's token types: 0 undefined (treated as normal), 1 normal, 2 unknown,
+      // 3 control, 4 user-defined, 5 unused, 6 byte.
+      const auto& v = types->items[i];
+      const auto* u = std::get_if<uint64_t>(&v.v);
+      const auto* sg = std::get_if<int64_t>(&v.v);
+      const int64_t x = u ? (*u <= 6 ? static_cast<int64_t>(*u) : -1) : (sg ? *sg : -1);
+      if (x < 0 || x > 6)
+        throw_error("{}: tokenizer.ggml.token_type[{}] = {} is not a token type (0..6)", path, i,
+                    u ? std::to_string(*u) : sg ? std::to_string(*sg) : std::string("?"));
+      if (x != 0) ty = static_cast<TokenType>(x);
+    }
     d->types[i] = ty;
-    if (scores) d->scores[i] = static_cast<float>(scores->items[i].as_float());
+    if (scores) {
+      const double s = scores->items[i].as_float();
+      if (std::isnan(s)) throw_error("{}: tokenizer.ggml.scores[{}] is NaN", path, i);
+      constexpr double kMaxF = std::numeric_limits<float>::max();  // the cast is UB outside float's range
+      d->scores[i] = static_cast<float>(std::clamp(s, -kMaxF, kMaxF));
+    }
     if (d->byte_level && (ty == TokenType::Normal || ty == TokenType::Byte) && byte_level_decode(t, raw))
       d->tokens[i] = raw;
     else
@@ -55,6 +108,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
     d->token_to_id.emplace(d->tokens[i], static_cast<int32_t>(i));
     if (ty == TokenType::Control || ty == TokenType::UserDefined || ty == TokenType::Unknown) {
       if (t.empty()) continue;
+      if ((added_bytes += t.size()) > kMaxAddedBytes || d->added.size() >= kMaxAddedTokens)
+        throw_error("{}: tokenizer.ggml.tokens: control/user-defined tokens exceed the limit of {} tokens or {} bytes",
+                    path, kMaxAddedTokens, kMaxAddedBytes);
       AddedToken at;
       at.id = static_cast<int32_t>(i);
       at.content = t;
@@ -65,12 +121,16 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
 
   if (d->kind == ModelKind::Bpe) {
     if (!merges) throw_error("{}: gpt2 tokenizer needs 'tokenizer.ggml.merges'", path);
+    if (merges->items.size() > kMaxMerges)
+      throw_error("{}: tokenizer.ggml.merges has {} entries, over the limit of {}", path, merges->items.size(),
+                  kMaxMerges);
     d->merges.reserve(merges->items.size() * 2);
     std::string ra, rb;
     for (size_t r = 0; r < merges->items.size(); ++r) {
       const std::string& s = merges->items[r].as_string();
       size_t sp = s.find(' ', 1);
-      if (sp == std::string::npos) throw_error("{}: tokenizer.ggml.merges[{}] = '{}' has no space", path, r, s);
+      if (sp == std::string::npos)
+        throw_error("{}: tokenizer.ggml.merges[{}] = '{}' has no space", path, r, quote(s));
       if (!byte_level_decode(std::string_view(s).substr(0, sp), ra) ||
           !byte_level_decode(std::string_view(s).substr(sp + 1), rb))
         continue;
@@ -82,14 +142,14 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
     auto patterns = known_pretokenizer_patterns(pre);
     if (patterns.empty())
       throw_error("{}: tokenizer.ggml.pre '{}' is not known (known: default, gpt2, llama-bpe, qwen2, "
-                  "deepseek-v3, gpt-4o)", path, pre);
+                  "deepseek-v3, gpt-4o, kimi-k2)", path, quote(pre));
     for (const auto& p : patterns) {
       PreStep st;
       st.kind = PreStep::Split;
       st.re = std::make_shared<Regex>(regex_compat(p));
       d->pretokenizers.push_back(std::move(st));
     }
-    d->ignore_merges = pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "gpt-4o";
+    d->ignore_merges = pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "gpt-4o" || pre == "kimi-k2";
     if (pre == "qwen2" || pre == "qwen35") d->normalizers.push_back({NormStep::Nfc, "", ""});
   } else {
     bool prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(true);
@@ -101,11 +161,21 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
     if (prefix) d->decoders.push_back({DecodeStep::Strip, " ", "", 1, 0, true});
   }
 
+  // Special-token ids: absent, -1 or 0xFFFFFFFF (as some converters write "none")
+  // mean none; anything else must be a token id.
   auto get_id = [&](const char* key) -> int32_t {
-    auto v = f.get_int(key);
+    const gguf::Value* v = f.find(key);
     if (!v) return -1;
-    if (*v < 0 || *v >= static_cast<int64_t>(n)) return -1;
-    return static_cast<int32_t>(*v);
+    if (!v->is_integer()) throw_error("{}: {} has type {}, expected an integer", path, key, gguf::value_type_name(v->type));
+    if (const auto* u = std::get_if<uint64_t>(&v->v)) {
+      if (*u < n) return static_cast<int32_t>(*u);
+      if (*u == 0xFFFFFFFFull || *u == ~uint64_t{0}) return -1;
+      throw_error("{}: {} = {} is out of range [0, {})", path, key, *u, n);
+    }
+    const int64_t x = std::get<int64_t>(v->v);
+    if (x == -1) return -1;
+    if (x < 0 || x >= static_cast<int64_t>(n)) throw_error("{}: {} = {} is out of range [0, {})", path, key, x, n);
+    return static_cast<int32_t>(x);
   };
   d->bos = get_id("tokenizer.ggml.bos_token_id");
   d->eos = get_id("tokenizer.ggml.eos_token_id");

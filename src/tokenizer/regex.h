@@ -1,7 +1,7 @@
 // PCRE2 wrapper for pre-tokenizer patterns: compiled once with UTF + UCP and
 // PCRE2_MATCH_INVALID_UTF (invalid bytes never match and never crash), JIT
 // compiled where available. Also holds the known split patterns by name
-// (GPT-2, Llama-3, Qwen2, DeepSeek-V3, o200k) for GGUF `tokenizer.ggml.pre`.
+// (GPT-2, Llama-3, Qwen2, DeepSeek-V3, o200k, Kimi K2) for GGUF `tokenizer.ggml.pre`.
 // A Regex is immutable after construction and safe to share between threads.
 #pragma once
 #include <memory>
@@ -38,5 +38,6 @@ std::string regex_compat(std::string pattern);
 // Split patterns for a GGUF `tokenizer.ggml.pre` value; empty if unknown.
 std::vector<std::string> known_pretokenizer_patterns(const std::string& pre_name);
 const std::string& gpt2_pattern();
+const std::string& kimi_k2_pattern();  // GGUF tokenizer.ggml.pre "kimi-k2"
 
 }  // namespace moe::tok

@@ -14,6 +14,13 @@
 namespace moe {
 using namespace tok;
 
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
 namespace tok {
 void VocabData::finalize() {
   if (types.size() < tokens.size()) types.resize(tokens.size(), TokenType::Normal);
@@ -199,13 +206,14 @@ void Tokenizer::append_piece(int32_t id, bool skip_special, std::string& out) co
       }
       case DecodeStep::ByteFallback:
         if (s.size() == 6 && s.compare(0, 3, "<0x") == 0 && s[5] == '>') {
-          s = std::string(1, static_cast<char>(std::stoi(s.substr(3, 2), nullptr, 16)));
+          const int hi = hex_digit(s[3]), lo = hex_digit(s[4]);
+          if (hi >= 0 && lo >= 0) s = std::string(1, static_cast<char>(hi * 16 + lo));
         }
         break;
       case DecodeStep::Metaspace: {
         std::string r;
         for (size_t at = 0;;) {
-          size_t f = s.find(st.a, at);
+          size_t f = st.a.empty() ? std::string::npos : s.find(st.a, at);
           if (f == std::string::npos) { r.append(s, at, std::string::npos); break; }
           r.append(s, at, f - at);
           r += ' ';

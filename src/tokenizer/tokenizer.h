@@ -27,7 +27,14 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& file);
   // tokenizer_config.json (bos/eos, add_bos_token, chat_template) is read from
   // the same folder when present.
+  // Both files are untrusted: sizes, depth, ids, counts and regexes are bounded
+  // (tokenizer/limits.h); a bad file is a moe::Error naming the file and field.
   static std::unique_ptr<Tokenizer> from_json(const std::string& tokenizer_json_path);
+  // The same from the files' contents (fuzzers, tests); an empty config_json
+  // means no tokenizer_config.json. The names are used in error messages.
+  static std::unique_ptr<Tokenizer> from_json_text(std::string_view tokenizer_json, const std::string& name,
+                                                   std::string_view config_json = {},
+                                                   const std::string& config_name = "tokenizer_config.json");
   // Picks from_gguf for *.gguf, from_json otherwise (a folder means folder/tokenizer.json).
   static std::unique_ptr<Tokenizer> from_path(const std::string& path);
   ~Tokenizer();

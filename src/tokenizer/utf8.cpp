@@ -7,6 +7,8 @@
 
 #include <cstdlib>
 
+#include <fmt/format.h>
+
 namespace moe::tok {
 
 size_t utf8_valid_len(std::string_view s, size_t i) {
@@ -155,6 +157,26 @@ std::string nfc(std::string_view s) {
     }
   }
   nfc_valid_run(s.substr(run), out);
+  return out;
+}
+
+std::string quote(std::string_view s, size_t max_len) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    if (out.size() >= max_len) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t len = utf8_valid_len(s, i);
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\\') out += "\\\\";
+    else if (len == 0 || c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02X}", c);
+    else out.append(s.substr(i, len));
+    i += len == 0 ? 1 : len;
+  }
   return out;
 }
 

@@ -33,4 +33,8 @@ std::string byte_level_encode(std::string_view raw);
 // NFC over valid runs; invalid bytes are copied through.
 std::string nfc(std::string_view s);
 
+// Printable, escaped form of untrusted text for error messages: control and
+// invalid bytes as \xNN, cut after about max_len bytes with "...".
+std::string quote(std::string_view s, size_t max_len = 60);
+
 }  // namespace moe::tok
