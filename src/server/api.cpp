@@ -74,6 +74,15 @@ double get_num(const json& j, const char* name, double lo, double hi, double def
   return x;
 }
 
+// A sampler parameter (float): the range is checked again after the narrowing, since
+// a tiny positive double (4.9e-324) becomes 0.0f and an open bound must stay open.
+float get_float(const json& j, const char* name, double lo, double hi, double def, bool lo_open = false) {
+  const float f = static_cast<float>(get_num(j, name, lo, hi, def, lo_open));
+  if (lo_open && f <= static_cast<float>(lo))
+    bad(name, fmt::format("'{}' must be in ({}, {}] (and above {} as a float)", name, lo, hi, lo));
+  return f;
+}
+
 bool get_bool(const json& j, const char* name, bool def) {
   const json* v = field(j, name);
   if (!v) return def;
@@ -115,11 +124,11 @@ void parse_common(const json& j, ParsedRequest& r, const PromptContext& pc) {
   get_num(j, "presence_penalty", -2, 2, 0);
   get_num(j, "frequency_penalty", -2, 2, 0);
   auto& sp = r.gen.sampler;
-  sp.temperature = static_cast<float>(get_num(j, "temperature", 0, 2, 1.0));
-  sp.top_p = static_cast<float>(get_num(j, "top_p", 0, 1, 1.0, /*lo_open=*/true));
+  sp.temperature = get_float(j, "temperature", 0, 2, 1.0);
+  sp.top_p = get_float(j, "top_p", 0, 1, 1.0, /*lo_open=*/true);
   sp.top_k = static_cast<int32_t>(get_int(j, "top_k", 0, 1 << 20, 0));
-  sp.min_p = static_cast<float>(get_num(j, "min_p", 0, 1, 0));
-  sp.repeat_penalty = static_cast<float>(get_num(j, "repeat_penalty", 0, 10, 1, true));
+  sp.min_p = get_float(j, "min_p", 0, 1, 0);
+  sp.repeat_penalty = get_float(j, "repeat_penalty", 0, 10, 1, /*lo_open=*/true);
   sp.repeat_last_n = static_cast<int32_t>(get_int(j, "repeat_last_n", 0, 1 << 20, 64));
   static std::random_device rd;
   static std::mutex rd_mu;

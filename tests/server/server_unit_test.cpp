@@ -183,6 +183,8 @@ TEST_F(ModelFixture, Validation) {
   EXPECT_EQ(chat_param("\"min_p\":1.5"), "min_p");
   EXPECT_EQ(chat_param("\"top_p\":-0.0"), "top_p");
   EXPECT_EQ(chat_param("\"repeat_penalty\":0"), "repeat_penalty");
+  EXPECT_EQ(chat_param("\"repeat_penalty\":4.9e-324"), "repeat_penalty");  // 0.0f as a float (fuzz finding)
+  EXPECT_EQ(chat_param("\"top_p\":1e-300"), "top_p");
   EXPECT_EQ(chat_param("\"repeat_last_n\":1e300"), "repeat_last_n");
   EXPECT_EQ(chat_param("\"presence_penalty\":2.5"), "presence_penalty");
   EXPECT_EQ(chat_param("\"frequency_penalty\":-1e309"), "<none>");  // -inf is not JSON: malformed
