@@ -1,9 +1,14 @@
 // Request validation (every known field type- and range-checked; unknown fields
 // ignored, as OpenAI clients send many) and response / stream-chunk JSON.
+// Bodies are parsed with a nesting-depth limit, so that nothing downstream (the
+// JSON -> template value conversion, dumps, destructors) recurses deeper than
+// kMaxJsonDepth; template and tokenizer failures become 400s naming the field.
 #include "server/api.h"
 
+#include <charconv>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <random>
 
 #include "base/error.h"
@@ -44,9 +49,12 @@ int64_t get_int(const json& j, const char* name, int64_t lo, int64_t hi, int64_t
   if (v->is_number_float()) {
     const double d = v->get<double>();
     if (!std::isfinite(d) || d != std::floor(d)) bad(name, fmt::format("'{}' must be an integer", name));
-    if (d < static_cast<double>(lo) || d > static_cast<double>(hi))
-      bad(name, fmt::format("'{}' must be in [{}, {}]", name, lo, hi));
-    return static_cast<int64_t>(d);
+    // The double -> int64 cast is defined on [-2^63, 2^63) only: range-check before it
+    // (double(INT64_MAX) rounds up to 2^63, so `d > hi` alone would let 2^63 through).
+    if (d < -0x1p63 || d >= 0x1p63) bad(name, fmt::format("'{}' must be in [{}, {}]", name, lo, hi));
+    const int64_t x = static_cast<int64_t>(d);
+    if (x < lo || x > hi) bad(name, fmt::format("'{}' must be in [{}, {}]", name, lo, hi));
+    return x;
   }
   if (!v->is_number_integer()) bad(name, fmt::format("'{}' must be an integer", name));
   if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(hi))
@@ -66,6 +74,15 @@ double get_num(const json& j, const char* name, double lo, double hi, double def
   return x;
 }
 
+// A sampler parameter (float): the range is checked again after the narrowing, since
+// a tiny positive double (4.9e-324) becomes 0.0f and an open bound must stay open.
+float get_float(const json& j, const char* name, double lo, double hi, double def, bool lo_open = false) {
+  const float f = static_cast<float>(get_num(j, name, lo, hi, def, lo_open));
+  if (lo_open && f <= static_cast<float>(lo))
+    bad(name, fmt::format("'{}' must be in ({}, {}] (and above {} as a float)", name, lo, hi, lo));
+  return f;
+}
+
 bool get_bool(const json& j, const char* name, bool def) {
   const json* v = field(j, name);
   if (!v) return def;
@@ -73,8 +90,28 @@ bool get_bool(const json& j, const char* name, bool def) {
   return v->get<bool>();
 }
 
+// logit_bias: {"token id": bias in [-100, 100]} (OpenAI); ids checked against the vocabulary.
+void parse_logit_bias(const json& j, ParsedRequest& r, int64_t n_vocab) {
+  const json* lb = field(j, "logit_bias");
+  if (!lb) return;
+  if (!lb->is_object()) bad("logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+  if (lb->size() > kMaxLogitBias) bad("logit_bias", fmt::format("'logit_bias' may hold at most {} entries", kMaxLogitBias));
+  for (auto it = lb->begin(); it != lb->end(); ++it) {
+    const std::string& k = it.key();
+    int64_t id = -1;
+    const auto [end, ec] = std::from_chars(k.data(), k.data() + k.size(), id);
+    if (ec != std::errc() || end != k.data() + k.size() || id < 0 || id >= n_vocab)
+      bad("logit_bias", fmt::format("'logit_bias' keys must be token ids in [0, {}) (got '{}')", n_vocab,
+                                    sanitize_utf8(k.substr(0, 32))));
+    const json& v = it.value();
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || std::fabs(v.get<double>()) > kMaxLogitBiasValue)
+      bad("logit_bias", fmt::format("'logit_bias' values must be numbers in [-{0}, {0}]", kMaxLogitBiasValue));
+    r.gen.logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(v.get<double>()));
+  }
+}
+
 // Options shared by both endpoints.
-void parse_common(const json& j, ParsedRequest& r) {
+void parse_common(const json& j, ParsedRequest& r, const PromptContext& pc) {
   r.stream = get_bool(j, "stream", false);
   if (const json* so = field(j, "stream_options")) {
     if (!so->is_object()) bad("stream_options", "'stream_options' must be an object");
@@ -82,14 +119,16 @@ void parse_common(const json& j, ParsedRequest& r) {
   }
   if (const json* m = field(j, "model"); m && !m->is_string()) bad("model", "'model' must be a string");
   get_int(j, "n", 1, 1, 1);
+  if (const json* u = field(j, "user"); u && !u->is_string()) bad("user", "'user' must be a string");
+  parse_logit_bias(j, r, pc.tok.n_vocab());
   get_num(j, "presence_penalty", -2, 2, 0);
   get_num(j, "frequency_penalty", -2, 2, 0);
   auto& sp = r.gen.sampler;
-  sp.temperature = static_cast<float>(get_num(j, "temperature", 0, 2, 1.0));
-  sp.top_p = static_cast<float>(get_num(j, "top_p", 0, 1, 1.0, /*lo_open=*/true));
+  sp.temperature = get_float(j, "temperature", 0, 2, 1.0);
+  sp.top_p = get_float(j, "top_p", 0, 1, 1.0, /*lo_open=*/true);
   sp.top_k = static_cast<int32_t>(get_int(j, "top_k", 0, 1 << 20, 0));
-  sp.min_p = static_cast<float>(get_num(j, "min_p", 0, 1, 0));
-  sp.repeat_penalty = static_cast<float>(get_num(j, "repeat_penalty", 0, 10, 1, true));
+  sp.min_p = get_float(j, "min_p", 0, 1, 0);
+  sp.repeat_penalty = get_float(j, "repeat_penalty", 0, 10, 1, /*lo_open=*/true);
   sp.repeat_last_n = static_cast<int32_t>(get_int(j, "repeat_last_n", 0, 1 << 20, 64));
   static std::random_device rd;
   static std::mutex rd_mu;
@@ -105,7 +144,8 @@ void parse_common(const json& j, ParsedRequest& r) {
     if (st->is_string()) {
       r.gen.stop.push_back(st->get<std::string>());
     } else if (st->is_array()) {
-      if (st->size() > 16) bad("stop", "'stop' may hold at most 16 strings");
+      if (st->size() > kMaxStopStrings)
+        bad("stop", fmt::format("'stop' may hold at most {} strings", kMaxStopStrings));
       for (const auto& s : *st) {
         if (!s.is_string()) bad("stop", "'stop' must be a string or an array of strings");
         r.gen.stop.push_back(s.get<std::string>());
@@ -114,7 +154,7 @@ void parse_common(const json& j, ParsedRequest& r) {
       bad("stop", "'stop' must be a string or an array of strings");
     }
     for (auto& s : r.gen.stop) {
-      if (s.size() > 256) bad("stop", "stop strings are limited to 256 bytes");
+      if (s.size() > kMaxStopBytes) bad("stop", fmt::format("stop strings are limited to {} bytes", kMaxStopBytes));
       s = sanitize_utf8(s);
     }
     std::erase_if(r.gen.stop, [](const std::string& s) { return s.empty(); });
@@ -161,19 +201,37 @@ std::string content_text(const json& c, size_t i) {
   return out;
 }
 
-std::vector<int32_t> encode_checked(const std::string& text, const PromptContext& pc, bool add_special) {
+std::vector<int32_t> encode_checked(const std::string& text, const PromptContext& pc, bool add_special,
+                                    const char* param) {
   // Cheap bound before tokenizing: a token is at least one byte... except BOS.
   if (static_cast<int64_t>(text.size()) > 64 * pc.limits.n_ctx + 4096)
-    bad("prompt", "the prompt is far longer than the context", "context_length_exceeded");
-  return pc.tok.encode(text, add_special, /*parse_special=*/true);
+    bad(param, "the prompt is far longer than the context", "context_length_exceeded");
+  try {
+    return pc.tok.encode(text, add_special, /*parse_special=*/true);
+  } catch (const std::exception& e) {
+    bad(param, std::string("the prompt could not be tokenized: ") + sanitize_utf8(e.what()));
+  }
 }
+
+// Thrown by the parser callback: unwinds nlohmann's parser at the first container
+// that would open past kMaxJsonDepth (nothing deeper is ever built).
+struct TooDeep {};
 
 }  // namespace
 
-json parse_body(const std::string& body) {
+json parse_body(std::string_view body) {
   json j;
+  // depth: containers already open around this event (0 for the top-level value).
+  const json::parser_callback_t limit_depth = [](int depth, json::parse_event_t ev, json&) {
+    if ((ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) && depth >= kMaxJsonDepth)
+      throw TooDeep{};
+    return true;
+  };
   try {
-    j = json::parse(body);
+    j = json::parse(body, limit_depth);
+  } catch (const TooDeep&) {
+    throw ApiError{400, fmt::format("the request body nests arrays/objects deeper than {} levels", kMaxJsonDepth),
+                   "invalid_request_error", "", "nesting_too_deep"};
   } catch (const json::exception& e) {
     throw ApiError{400, std::string("malformed JSON body: ") + sanitize_utf8(e.what()), "invalid_request_error", "", ""};
   }
@@ -184,14 +242,14 @@ json parse_body(const std::string& body) {
 ParsedRequest parse_chat(const json& j, const PromptContext& pc) {
   ParsedRequest r;
   r.endpoint = Endpoint::chat;
-  parse_common(j, r);
+  parse_common(j, r, pc);
   r.logprobs = get_bool(j, "logprobs", false);
   const int64_t top = get_int(j, "top_logprobs", 0, 20, 0);
   r.gen.top_logprobs = r.logprobs ? static_cast<int>(top) : -1;
   const json* msgs = field(j, "messages");
   if (!msgs) bad("messages", "'messages' is required");
   if (!msgs->is_array() || msgs->empty()) bad("messages", "'messages' must be a non-empty array");
-  if (msgs->size() > 100000) bad("messages", "too many messages");
+  if (msgs->size() > kMaxMessages) bad("messages", fmt::format("'messages' may hold at most {} entries", kMaxMessages));
   json conv = json::array();
   for (size_t i = 0; i < msgs->size(); ++i) {
     const json& m = (*msgs)[i];
@@ -213,12 +271,16 @@ ParsedRequest parse_chat(const json& j, const PromptContext& pc) {
     if (!kw->is_object()) bad("chat_template_kwargs", "'chat_template_kwargs' must be an object");
     for (auto it = kw->begin(); it != kw->end(); ++it) extra[it.key()] = it.value();
   }
+  // The template runs over client data (messages and their extra fields, kwargs):
+  // whatever it throws (a template error, a resource limit) is this request's fault.
   try {
     r.prompt_text = render_chat(pc.chat_template, conv, /*add_generation_prompt=*/true, extra);
   } catch (const std::exception& e) {
-    throw ApiError{500, std::string("chat template failed: ") + e.what(), "server_error", "", ""};
+    bad("messages",
+        std::string("the chat template failed on these messages / chat_template_kwargs: ") + sanitize_utf8(e.what()),
+        "chat_template_error");
   }
-  r.gen.prompt = encode_checked(r.prompt_text, pc, false);
+  r.gen.prompt = encode_checked(r.prompt_text, pc, false, "messages");
   const int32_t bos = pc.tok.bos_id();
   if (pc.tok.add_bos() && bos >= 0 && (r.gen.prompt.empty() || r.gen.prompt[0] != bos))
     r.gen.prompt.insert(r.gen.prompt.begin(), bos);
@@ -229,7 +291,7 @@ ParsedRequest parse_chat(const json& j, const PromptContext& pc) {
 ParsedRequest parse_completion(const json& j, const PromptContext& pc) {
   ParsedRequest r;
   r.endpoint = Endpoint::completion;
-  parse_common(j, r);
+  parse_common(j, r, pc);
   const int64_t lp = get_int(j, "logprobs", 0, 20, -1);
   r.logprobs = lp >= 0;
   r.gen.top_logprobs = static_cast<int>(lp);
@@ -242,7 +304,7 @@ ParsedRequest parse_completion(const json& j, const PromptContext& pc) {
   if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) one = &(*p)[0];
   if (one->is_string()) {
     r.prompt_text = one->get<std::string>();
-    r.gen.prompt = encode_checked(r.prompt_text, pc, /*add_special=*/true);
+    r.gen.prompt = encode_checked(r.prompt_text, pc, /*add_special=*/true, "prompt");
   } else if (one->is_array() && !one->empty() && (*one)[0].is_number()) {
     if (static_cast<int64_t>(one->size()) >= pc.limits.n_ctx)
       bad("prompt", "the prompt is longer than the context", "context_length_exceeded");

@@ -1,10 +1,14 @@
 // The OpenAI-compatible request layer: strict parsing and validation of request
 // bodies into generation parameters (ApiError -> HTTP 400 with an OpenAI-style
-// error object), and the JSON builders of responses and stream chunks.
+// error object), and the JSON builders of responses and stream chunks. Called by
+// http.cpp and by the fuzz harness (tests/server/server_fuzz_test.cpp). Invariant:
+// untrusted bytes only ever produce a ParsedRequest or an ApiError (never another
+// exception, never unbounded work): nesting, sizes and every number are bounded.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "server/scheduler.h"
@@ -14,7 +18,17 @@ namespace moe::server {
 struct ApiError {
   int status = 400;
   std::string message, type = "invalid_request_error", param, code;
+  int retry_after_s = 0;  // > 0: sent as a Retry-After header (429 / 503)
 };
+
+// Request-body limits that do not depend on the model or the command line.
+inline constexpr int kMaxJsonDepth = 64;          // nesting of arrays/objects in a body
+inline constexpr size_t kMaxStopStrings = 16;     // entries of `stop`
+inline constexpr size_t kMaxStopBytes = 256;      // bytes of one stop string
+inline constexpr size_t kMaxMessages = 100000;    // entries of `messages`
+inline constexpr size_t kMaxLogitBias = 1024;     // entries of `logit_bias`
+inline constexpr double kMaxLogitBiasValue = 100; // |bias| (OpenAI's range)
+
 nlohmann::json error_json(const ApiError& e);
 // JSON text with invalid UTF-8 replaced (never throws on odd bytes).
 std::string dump(const nlohmann::json& j);
@@ -43,8 +57,8 @@ struct PromptContext {
   const Limits& limits;
 };
 
-// Parse a request body; throws ApiError.
-nlohmann::json parse_body(const std::string& body);
+// Parse a request body (a JSON object nested at most kMaxJsonDepth deep); throws ApiError.
+nlohmann::json parse_body(std::string_view body);
 ParsedRequest parse_chat(const nlohmann::json& j, const PromptContext& pc);
 ParsedRequest parse_completion(const nlohmann::json& j, const PromptContext& pc);
 

@@ -1,6 +1,9 @@
 // The HTTP layer of `moe serve`: routes, API-key check, OpenAI-style errors, SSE
 // streaming through chunked content providers (client disconnects cancel the job),
 // limits and timeouts, and the graceful shutdown / signal handling of run_server().
+// Bounds: every request body is read by our own receiver (at most --max-body bytes,
+// whatever the transfer encoding or content type), a full job queue answers 429 with
+// Retry-After, and accepted connections wait in a bounded queue for a worker.
 #include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,6 +12,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -17,6 +22,7 @@
 #include "base/log.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "server/auth.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/text.h"
@@ -25,6 +31,61 @@ namespace moe::server {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// cpp-httplib 0.11's ThreadPool queues accepted connections without bound, and its
+// TaskQueue::enqueue (void) cannot refuse one. This pool holds at most `max_pending`
+// connections waiting for a worker; past that enqueue() blocks the accept thread, so
+// further clients wait in the kernel's listen backlog (1024) and are then refused.
+class BoundedThreadPool : public httplib::TaskQueue {
+ public:
+  BoundedThreadPool(size_t n_threads, size_t max_pending) : max_pending_(std::max<size_t>(max_pending, 1)) {
+    for (size_t i = 0; i < n_threads; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~BoundedThreadPool() override { shutdown(); }
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock<std::mutex> lk(mu_);
+    not_full_.wait(lk, [&] { return jobs_.size() < max_pending_ || stop_; });
+    jobs_.push_back(std::move(fn));
+    not_empty_.notify_one();
+  }
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stop_ && threads_.empty()) return;
+      stop_ = true;
+    }
+    not_empty_.notify_all();
+    not_full_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        not_empty_.wait(lk, [&] { return !jobs_.empty() || stop_; });
+        if (jobs_.empty()) return;  // stopping and nothing left
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      not_full_.notify_one();
+      fn();
+    }
+  }
+  size_t max_pending_;
+  std::mutex mu_;
+  std::condition_variable not_empty_, not_full_;
+  std::deque<std::function<void()>> jobs_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
 
 struct Server::Impl {
   ServerOptions o;
@@ -45,6 +106,7 @@ struct Server::Impl {
   explicit Impl(const ServerOptions& opts);
   void routes();
   void send_error(httplib::Response& res, const ApiError& e);
+  std::string read_body(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
   void generate(ParsedRequest r, httplib::Response& res);
   PromptContext prompt_context() const { return {*tok, chat_template, limits}; }
 };
@@ -52,7 +114,42 @@ struct Server::Impl {
 void Server::Impl::send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   (e.status >= 500 ? metrics.errors_5xx : metrics.errors_4xx)++;
+  if (e.retry_after_s > 0) res.set_header("Retry-After", std::to_string(e.retry_after_s));
   res.set_content(dump(error_json(e)), "application/json");
+}
+
+// Every POST body comes through here, not through cpp-httplib's own reader: 0.11 reads
+// chunked and length-less bodies without any bound, and caps form-encoded bodies (the
+// default Content-Type of `curl -d`) at 8 KiB with a bare 413. Ours: --max-body for all.
+std::string Server::Impl::read_body(const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader& reader) {
+  const auto too_large = [this] {
+    return ApiError{413, fmt::format("the request body exceeds the limit of {} bytes (--max-body)", o.max_body_bytes),
+                    "invalid_request_error", "", "payload_too_large"};
+  };
+  if (req.is_multipart_form_data())
+    throw ApiError{415, "multipart bodies are not accepted: send the JSON request body", "invalid_request_error", "",
+                   "unsupported_media_type"};
+  std::string body;
+  bool over = false;
+  const bool ok = reader([&](const char* data, size_t n) {
+    if (n > o.max_body_bytes - body.size()) {
+      over = true;
+      return false;
+    }
+    body.append(data, n);
+    return true;
+  });
+  if (over || res.status == 413) {
+    res.set_header("Connection", "close");
+    throw too_large();
+  }
+  if (!ok) {
+    res.set_header("Connection", "close");
+    throw ApiError{400, "the request body could not be read (cut short, or a malformed chunked encoding)",
+                   "invalid_request_error", "", ""};
+  }
+  return body;
 }
 
 Server::Impl::Impl(const ServerOptions& opts) : o(opts) {
@@ -78,7 +175,8 @@ Server::Impl::Impl(const ServerOptions& opts) : o(opts) {
   created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   sched = std::make_unique<Scheduler>(model, *tok,
                                       ContextOptions{.n_ctx = o.n_ctx, .n_seq = o.n_slots, .n_batch = o.n_batch,
-                                                     .n_threads = o.n_threads, .kv_f16 = o.kv_f16});
+                                                     .n_threads = o.n_threads, .kv_f16 = o.kv_f16},
+                                      o.max_queue);
   routes();
 }
 
@@ -93,7 +191,18 @@ void Server::Impl::generate(ParsedRequest r, httplib::Response& res) {
   auto meta = std::make_shared<ResponseMeta>(ResponseMeta{
       fmt::format("{}{:x}{:06x}", prefix, created, next_id++), o.alias,
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count()});
-  if (!sched->submit(job)) throw ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"};
+  switch (sched->submit(job)) {
+    case Submit::ok:
+      break;
+    case Submit::queue_full:
+      metrics.rejected_busy++;
+      throw ApiError{429,
+                     fmt::format("the server is busy: {} requests already wait for a slot (--max-queue); retry later",
+                                 o.max_queue),
+                     "server_error", "", "queue_full", /*retry_after_s=*/1};
+    case Submit::draining:
+      throw ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"};
+  }
 
   struct State {
     bool first = true;
@@ -199,16 +308,27 @@ void Server::Impl::generate(ParsedRequest r, httplib::Response& res) {
 void Server::Impl::routes() {
   using Req = httplib::Request;
   using Res = httplib::Response;
-  auto wrap = [this](Route route, std::function<void(const Req&, Res&)> fn) {
-    return [this, route, fn](const Req& req, Res& res) {
+  using Reader = httplib::ContentReader;
+  auto guarded = [this](Res& res, const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const ApiError& e) {
+      send_error(res, e);
+    } catch (const std::exception& e) {
+      send_error(res, {500, sanitize_utf8(e.what()), "server_error", "", ""});
+    }
+  };
+  auto wrap = [this, guarded](Route route, std::function<void(const Req&, Res&)> fn) {
+    return [this, route, fn, guarded](const Req& req, Res& res) {
       metrics.count(route);
-      try {
-        fn(req, res);
-      } catch (const ApiError& e) {
-        send_error(res, e);
-      } catch (const std::exception& e) {
-        send_error(res, {500, sanitize_utf8(e.what()), "server_error", "", ""});
-      }
+      guarded(res, [&] { fn(req, res); });
+    };
+  };
+  // POST routes: the body is read (bounded) by read_body, then fn(req, res, body).
+  auto wrap_body = [this, guarded](Route route, std::function<void(const Req&, Res&, const std::string&)> fn) {
+    return [this, route, fn, guarded](const Req& req, Res& res, const Reader& reader) {
+      metrics.count(route);
+      guarded(res, [&] { fn(req, res, read_body(req, res, reader)); });
     };
   };
   http.Get("/health", wrap(Route::health, [this](const Req&, Res& res) {
@@ -237,18 +357,18 @@ void Server::Impl::routes() {
   });
   http.Get("/v1/models", models);
   http.Get("/models", models);
-  auto chat = wrap(Route::chat, [this](const Req& req, Res& res) {
-    generate(parse_chat(parse_body(req.body), prompt_context()), res);
+  auto chat = wrap_body(Route::chat, [this](const Req&, Res& res, const std::string& body) {
+    generate(parse_chat(parse_body(body), prompt_context()), res);
   });
   http.Post("/v1/chat/completions", chat);
   http.Post("/chat/completions", chat);
-  auto completions = wrap(Route::completions, [this](const Req& req, Res& res) {
-    generate(parse_completion(parse_body(req.body), prompt_context()), res);
+  auto completions = wrap_body(Route::completions, [this](const Req&, Res& res, const std::string& body) {
+    generate(parse_completion(parse_body(body), prompt_context()), res);
   });
   http.Post("/v1/completions", completions);
   http.Post("/completions", completions);
-  http.Post("/tokenize", wrap(Route::tokenize, [this](const Req& req, Res& res) {
-    const json j = parse_body(req.body);
+  http.Post("/tokenize", wrap_body(Route::tokenize, [this](const Req&, Res& res, const std::string& body) {
+    const json j = parse_body(body);
     auto it = j.find("content");
     if (it == j.end() || !it->is_string())
       throw ApiError{400, "'content' must be a string", "invalid_request_error", "content", ""};
@@ -261,7 +381,15 @@ void Server::Impl::routes() {
     const std::string text = it->get<std::string>();
     if (static_cast<int64_t>(text.size()) > static_cast<int64_t>(o.max_body_bytes))
       throw ApiError{400, "'content' is too long", "invalid_request_error", "content", ""};
-    const auto ids = tok->encode(text, flag("add_special", false), flag("parse_special", true));
+    std::vector<int32_t> ids;
+    try {
+      ids = tok->encode(text, flag("add_special", false), flag("parse_special", true));
+    } catch (const ApiError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw ApiError{400, std::string("'content' could not be tokenized: ") + sanitize_utf8(e.what()),
+                     "invalid_request_error", "content", ""};
+    }
     json out = {{"tokens", ids}};
     if (flag("with_pieces", false)) {
       json pieces = json::array();
@@ -273,8 +401,8 @@ void Server::Impl::routes() {
     }
     res.set_content(dump(out), "application/json");
   }));
-  http.Post("/detokenize", wrap(Route::detokenize, [this](const Req& req, Res& res) {
-    const json j = parse_body(req.body);
+  http.Post("/detokenize", wrap_body(Route::detokenize, [this](const Req&, Res& res, const std::string& body) {
+    const json j = parse_body(body);
     auto it = j.find("tokens");
     if (it == j.end() || !it->is_array())
       throw ApiError{400, "'tokens' must be an array of token ids", "invalid_request_error", "tokens", ""};
@@ -287,14 +415,25 @@ void Server::Impl::routes() {
     }
     res.set_content(dump({{"content", sanitize_utf8(tok->decode(ids))}}), "application/json");
   }));
+  // Any other POST: its body is read (bounded) like the others', then 404.
+  http.Post(".*", wrap_body(Route::other, [](const Req& req, Res&, const std::string&) {
+    throw ApiError{404, fmt::format("no route for POST {}", sanitize_utf8(req.path)), "invalid_request_error", "",
+                   "not_found"};
+  }));
 
+  // Runs before any body is read: methods that would carry a body to cpp-httplib's
+  // unbounded default reader (PUT, PATCH, DELETE, PRI...) are refused here.
   http.set_pre_routing_handler([this](const Req& req, Res& res) {
+    if (req.method != "GET" && req.method != "HEAD" && req.method != "POST" && req.method != "OPTIONS") {
+      metrics.count(Route::other);
+      res.set_header("Connection", "close");
+      send_error(res, {405, fmt::format("method {} is not allowed", sanitize_utf8(req.method)), "invalid_request_error",
+                       "", "method_not_allowed"});
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (o.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
-    const std::string want = "Bearer " + o.api_key;
-    const std::string got = req.get_header_value("Authorization");
-    unsigned diff = got.size() != want.size();
-    for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) diff |= static_cast<unsigned char>(got[i] ^ want[i]);
-    if (diff == 0) return httplib::Server::HandlerResponse::Unhandled;
+    if (constant_time_equal(req.get_header_value("Authorization"), "Bearer " + o.api_key))
+      return httplib::Server::HandlerResponse::Unhandled;
     metrics.count(Route::other);
     send_error(res, {401, "invalid or missing API key (Authorization: Bearer ...)", "invalid_request_error", "",
                      "invalid_api_key"});
@@ -327,9 +466,13 @@ void Server::Impl::routes() {
     send_error(res, {500, sanitize_utf8(what), "server_error", "", ""});
   });
 
-  const size_t threads = o.http_threads > 0 ? static_cast<size_t>(o.http_threads)
-                                            : std::max<size_t>(64, 4 * static_cast<size_t>(o.n_slots) + 16);
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Every generation holds a worker while it waits and runs, so the default leaves 16
+  // workers beyond slots + queue: /health, /metrics and 429s stay answerable when full.
+  const size_t threads = o.http_threads > 0
+                             ? static_cast<size_t>(o.http_threads)
+                             : std::max<size_t>(64, static_cast<size_t>(o.n_slots) + o.max_queue + 16);
+  const size_t pending = o.http_queue;
+  http.new_task_queue = [threads, pending] { return new BoundedThreadPool(threads, pending); };
   http.set_payload_max_length(o.max_body_bytes);
   http.set_read_timeout(o.timeout_s, 0);
   http.set_write_timeout(o.timeout_s, 0);

@@ -34,6 +34,9 @@ std::string render_metrics(const Metrics& m, const SchedulerStats& s, double upt
   single("moe_client_disconnects_total", "counter",
          "Generations cancelled because the client went away",
          fmt::format("{}", m.disconnects.load()));
+  single("moe_requests_rejected_busy_total", "counter",
+         "Generation requests answered 429 because --max-queue requests already waited",
+         fmt::format("{}", m.rejected_busy.load()));
   single("moe_streams_open", "gauge", "Streaming responses in progress",
          fmt::format("{}", m.streams_open.load()));
   single("moe_prompt_tokens_total", "counter", "Prompt tokens of admitted requests",

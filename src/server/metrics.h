@@ -17,6 +17,7 @@ const char* route_name(Route r);
 struct Metrics {
   std::array<std::atomic<int64_t>, static_cast<size_t>(Route::count)> requests{};
   std::atomic<int64_t> errors_4xx{0}, errors_5xx{0}, streams_open{0}, disconnects{0};
+  std::atomic<int64_t> rejected_busy{0};  // 429: the job queue was full
   void count(Route r) { requests[static_cast<size_t>(r)]++; }
 };
 

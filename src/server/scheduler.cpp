@@ -38,8 +38,14 @@ struct Scheduler::Slot {
   std::optional<StopMatcher> stop;
 };
 
-Scheduler::Scheduler(std::shared_ptr<const Model> model, const Tokenizer& tok, const ContextOptions& opts)
-    : model_(std::move(model)), tok_(tok), ctx_(model_, opts), n_ctx_(opts.n_ctx), n_batch_(opts.n_batch) {
+Scheduler::Scheduler(std::shared_ptr<const Model> model, const Tokenizer& tok, const ContextOptions& opts,
+                     size_t max_queue)
+    : model_(std::move(model)),
+      tok_(tok),
+      ctx_(model_, opts),
+      n_ctx_(opts.n_ctx),
+      n_batch_(opts.n_batch),
+      max_queue_(max_queue) {
   slots_.resize(static_cast<size_t>(opts.n_seq));
   for (size_t i = 0; i < slots_.size(); ++i) slots_[i].seq = static_cast<int>(i);
   stats_.slots_total = opts.n_seq;
@@ -59,15 +65,26 @@ Scheduler::~Scheduler() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool Scheduler::submit(const std::shared_ptr<Job>& job) {
+Submit Scheduler::submit(const std::shared_ptr<Job>& job) {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    if (draining_) return false;
+    if (draining_) return Submit::draining;
+    if (max_queue_ > 0 && queue_.size() >= max_queue_) return Submit::queue_full;
+    // A slot with no prompt token would own a logits row it never asked for: refuse
+    // such a job here (the API never sends one; this guards direct callers).
+    if (job->params.prompt.empty() || job->params.max_tokens < 1) {
+      std::lock_guard<std::mutex> jl(job->mu);
+      job->done = true;
+      job->finish_reason = "error";
+      job->error = job->params.prompt.empty() ? "empty prompt" : "max_tokens must be at least 1";
+      job->cv.notify_all();
+      return Submit::ok;
+    }
     queue_.push_back(job);
     stats_.queue_depth = static_cast<int64_t>(queue_.size());
   }
   cv_.notify_all();
-  return true;
+  return Submit::ok;
 }
 
 void Scheduler::drain(Clock::time_point deadline) {
@@ -195,6 +212,12 @@ static TokenLogprob logprob_of(const float* L, int64_t n_vocab, int32_t id, int 
 void Scheduler::on_logits(Slot& s, const float* L) {
   const int64_t n_vocab = model_->cfg.n_vocab;
   Job& job = *s.job;
+  if (!job.params.logit_bias.empty()) {
+    biased_.assign(L, L + n_vocab);
+    for (const auto& [tid, b] : job.params.logit_bias)
+      if (tid >= 0 && tid < n_vocab) biased_[static_cast<size_t>(tid)] += b;
+    L = biased_.data();
+  }
   const int32_t id = s.sampler->sample(std::span<const float>(L, static_cast<size_t>(n_vocab)), s.history);
   Piece p;
   if (job.params.top_logprobs >= 0) p.logprobs.push_back(logprob_of(L, n_vocab, id, job.params.top_logprobs));
@@ -222,6 +245,45 @@ void Scheduler::on_logits(Slot& s, const float* L) {
   emit(s, std::move(p));
   s.generating = true;
   s.last = id;
+}
+
+void Scheduler::on_logits_guarded(Slot& s, const float* L) {
+  try {
+    on_logits(s, L);
+  } catch (const std::exception& e) {
+    MOE_LOG_WARN("serve: sampling failed for slot {}: {}", s.seq, e.what());
+    if (s.job) finish(s, "error", e.what());
+  }
+}
+
+void Scheduler::decode_each(const std::vector<BatchToken>& batch) {
+  // Context::decode validates before it writes, but runs long batches in n_batch parts:
+  // roll every slot of the batch back to what it had cached (cached.size() == n_past).
+  std::vector<int> seqs;
+  for (const auto& b : batch)
+    if (std::find(seqs.begin(), seqs.end(), b.seq) == seqs.end()) seqs.push_back(b.seq);
+  for (int q : seqs) ctx_.truncate(q, static_cast<int64_t>(slots_[static_cast<size_t>(q)].cached.size()));
+  std::vector<BatchToken> sub;
+  std::vector<float> logits;
+  for (int q : seqs) {
+    Slot& s = slots_[static_cast<size_t>(q)];
+    if (!s.job) continue;
+    sub.clear();
+    for (const auto& b : batch)
+      if (b.seq == q) sub.push_back(b);
+    try {
+      ctx_.decode(sub, logits);
+    } catch (const std::exception& e) {
+      MOE_LOG_WARN("serve: decode failed for slot {} alone: {}", q, e.what());
+      finish(s, "error", std::string("decode failed: ") + e.what());
+      continue;
+    }
+    for (const auto& b : sub) {
+      s.cached.push_back(b.token);
+      if (!s.generating) s.n_fed++;
+    }
+    if (sub.back().logits) on_logits_guarded(s, logits.data());
+  }
 }
 
 bool Scheduler::step() {
@@ -253,22 +315,28 @@ bool Scheduler::step() {
 
   const auto t0 = Clock::now();
   std::vector<float> logits;
+  bool decoded = true;
   try {
     ctx_.decode(batch, logits);
   } catch (const std::exception& e) {
-    MOE_LOG_WARN("serve: decode failed: {}", e.what());
-    for (auto& s : slots_)
-      if (s.job) finish(s, "error", e.what());
-    return true;
+    // One slot's bad input (an id out of range, a position past the context) or any
+    // other failure must not end every job in the batch: re-run it slot by slot.
+    MOE_LOG_WARN("serve: decode of a {}-token batch failed ({}); retrying slot by slot", batch.size(), e.what());
+    decoded = false;
   }
-  for (const auto& b : batch) {
-    Slot& s = slots_[static_cast<size_t>(b.seq)];
-    s.cached.push_back(b.token);
-    if (!s.generating) s.n_fed++;
+  if (decoded) {
+    for (const auto& b : batch) {
+      Slot& s = slots_[static_cast<size_t>(b.seq)];
+      s.cached.push_back(b.token);
+      if (!s.generating) s.n_fed++;
+    }
+    // Rows are in batch order: generating slots first, then prompt-final slots in the order added.
+    const int64_t n_vocab = model_->cfg.n_vocab;
+    for (size_t i = 0; i < rows.size(); ++i)
+      on_logits_guarded(*rows[i], logits.data() + static_cast<int64_t>(i) * n_vocab);
+  } else {
+    decode_each(batch);
   }
-  // Rows are in batch order: generating slots first, then prompt-final slots in the order added.
-  const int64_t n_vocab = model_->cfg.n_vocab;
-  for (size_t i = 0; i < rows.size(); ++i) on_logits(*rows[i], logits.data() + static_cast<int64_t>(i) * n_vocab);
   const auto t1 = Clock::now();
 
   std::lock_guard<std::mutex> lk(mu_);

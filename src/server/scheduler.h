@@ -4,7 +4,10 @@
 // next token of every generating slot plus prompt chunks of the slots still reading
 // their prompts, samples each slot and publishes text pieces to the job's channel.
 // A free slot whose cached tokens share the longest prefix with a new prompt is
-// chosen and its KV cache is kept for that prefix.
+// chosen and its KV cache is kept for that prefix. The queue of waiting jobs is
+// bounded (submit() answers queue_full), and a failure fails only its own job: a
+// batch whose decode throws is re-run slot by slot, so only the slot(s) that still
+// fail alone end with an error.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -31,6 +34,7 @@ struct GenParams {
   std::vector<std::string> stop;
   int top_logprobs = -1;  // < 0: no logprobs; 0..20: logprobs with that many alternatives
   bool ignore_eos = false;
+  std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, added to its logit before sampling)
 };
 
 struct TokenLogprob {
@@ -72,13 +76,19 @@ struct SchedulerStats {
   std::vector<std::vector<int64_t>> expert_load;  // [n_layer][n_expert]
 };
 
+enum class Submit { ok, queue_full, draining };
+
 class Scheduler {
  public:
-  Scheduler(std::shared_ptr<const Model> model, const Tokenizer& tok, const ContextOptions& opts);
+  // max_queue: jobs that may wait for a slot (0: unbounded).
+  Scheduler(std::shared_ptr<const Model> model, const Tokenizer& tok, const ContextOptions& opts,
+            size_t max_queue = 0);
   ~Scheduler();
 
-  // Queues a job (prompt already validated against n_ctx). False when draining.
-  bool submit(const std::shared_ptr<Job>& job);
+  // Queues a job. queue_full when max_queue jobs already wait, draining after drain().
+  // A job the engine cannot run (empty prompt, max_tokens < 1, ids out of range, longer
+  // than the context) is accepted and ends with finish_reason "error", alone.
+  Submit submit(const std::shared_ptr<Job>& job);
   // Stops admitting; lets running and queued jobs finish until `deadline`, then
   // cancels the rest. Returns when the scheduler thread has ended.
   void drain(std::chrono::steady_clock::time_point deadline);
@@ -93,11 +103,15 @@ class Scheduler {
   void finish(Slot& s, const std::string& reason, const std::string& error = {});
   void emit(Slot& s, Piece&& p);
   void on_logits(Slot& s, const float* logits);
+  void on_logits_guarded(Slot& s, const float* logits);  // a throw ends this slot's job only
+  void decode_each(const std::vector<BatchToken>& batch);  // after a failed batch: slot by slot
 
   std::shared_ptr<const Model> model_;
   const Tokenizer& tok_;
   Context ctx_;
   int64_t n_ctx_, n_batch_;
+  size_t max_queue_;
+  std::vector<float> biased_;  // [n_vocab] logits + logit_bias of the slot being sampled
   std::vector<Slot> slots_;
   size_t rr_ = 0;  // round-robin start for prompt chunks
   uint64_t use_clock_ = 0;

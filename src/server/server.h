@@ -22,8 +22,10 @@ struct ServerOptions {
   int64_t n_batch = 512;          // tokens per forward pass
   bool kv_f16 = false;            // KV cache in IEEE half (half the memory) instead of f32
   int n_threads = 0;              // compute threads (0: all)
-  int http_threads = 0;           // 0: max(64, 4 * n_slots + 16)
-  std::string api_key;            // empty: no authentication
+  int http_threads = 0;           // 0: max(64, n_slots + max_queue + 16)
+  size_t max_queue = 64;          // generation requests waiting for a slot (more: 429); 0: unbounded
+  size_t http_queue = 1024;       // accepted connections waiting for an HTTP worker (more: accept waits)
+  std::string api_key;            // empty: no authentication (see resolve_api_key)
   size_t max_body_bytes = 8u << 20;
   int64_t max_prompt_tokens = 0;  // 0: the context
   int64_t max_tokens = 4096;      // cap on a request's max_tokens

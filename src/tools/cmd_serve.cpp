@@ -1,10 +1,13 @@
 // `moe serve`: the OpenAI-compatible HTTP server with continuous batching
 // (src/server). Options mirror llama-server's where they overlap (-np, -c, -b,
-// --api-key, --host, --port).
+// --api-key, --host, --port). The API key may also come from --api-key-file or
+// the MOE_API_KEY environment variable (neither shows in process listings).
 #ifdef MOE_HAVE_SERVER
+#include <cstdlib>
 #include <memory>
 #include <string>
 
+#include "server/auth.h"
 #include "server/server.h"
 #include "tools/commands.h"
 
@@ -32,8 +35,17 @@ static void register_serve_command(CLI::App& app) {
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str()
       ->each([o, kv_type](const std::string& v) { o->kv_f16 = v == "f16"; });
-  cmd->add_option("--threads-http", o->http_threads, "HTTP worker threads (0: max(64, 4*np+16))");
+  cmd->add_option("--threads-http", o->http_threads, "HTTP worker threads (0: max(64, np + max-queue + 16))");
+  cmd->add_option("--max-queue", o->max_queue,
+                  "Generation requests that may wait for a slot; more get 429 with Retry-After (0: unbounded)")
+      ->capture_default_str();
+  cmd->add_option("--http-queue", o->http_queue,
+                  "Accepted connections that may wait for an HTTP worker; more wait in the listen backlog")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' (except /health)");
+  auto key_file = std::make_shared<std::string>();
+  cmd->add_option("--api-key-file", *key_file, "Read the API key from the first line of FILE (else: MOE_API_KEY)");
   cmd->add_option("--max-body", o->max_body_bytes, "Largest request body (bytes)")->capture_default_str();
   cmd->add_option("--max-prompt-tokens", o->max_prompt_tokens, "Longest prompt (0: the context)")->capture_default_str();
   cmd->add_option("--max-tokens", o->max_tokens, "Largest max_tokens a request may ask for")->capture_default_str();
@@ -43,7 +55,7 @@ static void register_serve_command(CLI::App& app) {
   cmd->add_option("--timeout", o->timeout_s, "Read/write timeout of a connection (s)")->capture_default_str();
   cmd->add_option("--shutdown-grace", o->shutdown_grace_s, "Seconds in-flight requests get at shutdown")
       ->capture_default_str();
-  cmd->callback([o, np_short, cmd] {
+  cmd->callback([o, np_short, cmd, key_file] {
     auto extras = cmd->remaining();
     if (!np_short->empty()) {
       if ((*np_short)[0] != 'p') throw CLI::ValidationError("-n", "unknown option -" + *np_short + " (did you mean -np N?)");
@@ -61,6 +73,7 @@ static void register_serve_command(CLI::App& app) {
       }
     }
     if (!extras.empty()) throw CLI::ExtrasError(extras);
+    o->api_key = server::resolve_api_key(o->api_key, *key_file, std::getenv("MOE_API_KEY"));
     const int rc = server::run_server(*o);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
