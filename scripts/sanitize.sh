@@ -17,12 +17,12 @@ case "$stage" in
   asan)
     export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-    selections=("-L fuzz" "-R ^JinjaLimits" "-L model -E llama_node_oracle" "-R ^server_unit_test|^server_bad_input_test$|^server_hostile")
+    selections=("-L fuzz" "-R ^JinjaLimits" "-L model -E llama_node_oracle" "-L server -E ^server_(openai|load|sse_curl)_test$|^server_throughput_bench$")
     ;;
   tsan)
     # second_deadlock_stack: both stacks of a lock-order inversion; halt on the first report.
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:exitcode=66"
-    selections=("-R ^server_unit_test|^server_load_test$")
+    selections=("-L server -E ^server_(openai|bad_input|hostile|sse_curl)_test$|^server_throughput_bench$")
     ;;
   *) echo "sanitize.sh: unknown stage '$stage' (asan or tsan)" >&2; exit 2 ;;
 esac
