@@ -130,6 +130,20 @@ struct KMxfp4 {  // w = 2 * E2M1 (int8 table lookup), d = 2^(e - 128)
   static MOE_T void dot(const U& u, const X& x, __m256& acc, float& s) { dot_q8(u, x, acc, s); }
 };
 
+struct KIq4nl {  // w = kIq4nlValues[nibble] (int8 table lookup)
+  using W = BlockIQ4NL;
+  using X = BlockQ8_0;
+  using U = Q8U;
+  static constexpr int kBlock = 32;
+  static MOE_T void unpack(const W& b, U& u) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
+    u.w = _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles_32(b.qs));
+    u.aw = _mm256_abs_epi8(u.w);
+    u.d = h2f(b.d);
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float& s) { dot_q8(u, x, acc, s); }
+};
+
 // ---- q8_1 partner: x = d*q + m, dot = d*dx*sum(q*qx) + m*sx; q <= 31 ------------
 struct Q8_1U {
   __m256i q;
@@ -258,6 +272,55 @@ struct KQ6_K {
   }
 };
 
+// ---- 256-element low-bit blocks (quant_lowbit.h) x q8_K ------------------------
+// x = d * sc * w - dmin * mn per 16 elements, w int8 with |w| <= 127:
+// sum(w*qx) = sum(|w| * sign(qx, w)); maddubs pairs <= 2*127*127 = 32258 (no
+// saturation, qx >= -127), times |sc| <= 32 per vpdpwssd/madd lane, 8 groups: < 2^31.
+struct LowU {
+  __m256i w[8], aw[8];  // 32-element group g: w and |w|
+  __m256i sc[8];        // int16 lanes 0..7 = sc[2g], 8..15 = sc[2g+1]
+  __m256i mn;           // int16 lane k = mn[k] (pairs with bsums[k])
+  float d, dmin;
+};
+MOE_T void lowbit_load(const LowbitBlock& t, LowU& u) {
+  for (int g = 0; g < 8; ++g) {
+    u.w[g] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.w + 32 * g));
+    u.aw[g] = _mm256_abs_epi8(u.w[g]);
+    u.sc[g] = _mm256_set_m128i(_mm_set1_epi16(t.sc[2 * g + 1]), _mm_set1_epi16(t.sc[2 * g]));
+  }
+  u.mn = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.mn));
+  u.d = t.d;
+  u.dmin = t.dmin;
+}
+template <bool kMin>
+MOE_T void lowbit_dot(const LowU& u, const BlockQ8K& x, __m256& acc) {
+  __m256i sumi = _mm256_setzero_si256();
+  for (int g = 0; g < 8; ++g) {
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * g));
+    sumi = dot_s16(sumi, _mm256_maddubs_epi16(u.aw[g], _mm256_sign_epi8(xv, u.w[g])), u.sc[g]);
+  }
+  const float dx = load_f32(&x.d);
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(u.d * dx), acc);
+  if constexpr (kMin) {
+    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums));
+    acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, u.mn)), _mm256_set1_ps(u.dmin * dx), acc);
+  }
+}
+// Scalar unpack (quant_lowbit_unpack.cpp) + vector dot.
+template <class Block, LowbitUnpackFn F, bool kMin>
+struct KLowbit {
+  using W = Block;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    LowbitBlock t;
+    F(&b, t);
+    lowbit_load(t, u);
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<kMin>(u, x, acc); }
+};
+
 // Y[t*ldy + r] = dot(W_r, X_t) in tiles of TR rows x TT tokens.
 template <class K>
 MOE_T void gemm_tiles(const void* W, size_t row_stride, const void* X, size_t x_stride, int64_t m,
@@ -309,6 +372,19 @@ GemmFn select(GgmlType t) {
     case GgmlType::Q4_K: return gemm_tiles<KQx_K<4, BlockQ4K>>;
     case GgmlType::Q5_K: return gemm_tiles<KQx_K<5, BlockQ5K>>;
     case GgmlType::Q6_K: return gemm_tiles<KQ6_K>;
+    case GgmlType::IQ4_NL: return gemm_tiles<KIq4nl>;
+    case GgmlType::Q2_K: return gemm_tiles<KLowbit<BlockQ2K, unpack_q2_k, true>>;
+    case GgmlType::Q3_K: return gemm_tiles<KLowbit<BlockQ3K, unpack_q3_k, false>>;
+    case GgmlType::TQ1_0: return gemm_tiles<KLowbit<BlockTQ1_0, unpack_tq1_0, false>>;
+    case GgmlType::TQ2_0: return gemm_tiles<KLowbit<BlockTQ2_0, unpack_tq2_0, false>>;
+    case GgmlType::IQ1_S: return gemm_tiles<KLowbit<BlockIQ1S, unpack_iq1_s, false>>;
+    case GgmlType::IQ1_M: return gemm_tiles<KLowbit<BlockIQ1M, unpack_iq1_m, false>>;
+    case GgmlType::IQ2_XXS: return gemm_tiles<KLowbit<BlockIQ2XXS, unpack_iq2_xxs, false>>;
+    case GgmlType::IQ2_XS: return gemm_tiles<KLowbit<BlockIQ2XS, unpack_iq2_xs, false>>;
+    case GgmlType::IQ2_S: return gemm_tiles<KLowbit<BlockIQ2S, unpack_iq2_s, false>>;
+    case GgmlType::IQ3_XXS: return gemm_tiles<KLowbit<BlockIQ3XXS, unpack_iq3_xxs, false>>;
+    case GgmlType::IQ3_S: return gemm_tiles<KLowbit<BlockIQ3S, unpack_iq3_s, false>>;
+    case GgmlType::IQ4_XS: return gemm_tiles<KLowbit<BlockIQ4XS, unpack_iq4_xs, false>>;
     default: return nullptr;
   }
 }
