@@ -306,6 +306,159 @@ MOE_T void lowbit_dot(const LowU& u, const BlockQ8K& x, __m256& acc) {
     acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, u.mn)), _mm256_set1_ps(u.dmin * dx), acc);
   }
 }
+MOE_T void lowbit_scales(const int16_t* sc, LowU& u) {  // sc[16], one per 16 elements
+  for (int g = 0; g < 8; ++g) u.sc[g] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1]), _mm_set1_epi16(sc[2 * g]));
+}
+// 8 grid entries' magnitudes m (bytes) with signs from 32 bits (bit e = element e
+// negative): w = (m ^ s) - s with s = 0xFF where negative.
+MOE_T void signed_grid(__m256i m, uint32_t sign_bits, __m256i& w, __m256i& aw) {
+  const __m256i s = bits_to_bytes(reinterpret_cast<const uint8_t*>(&sign_bits));
+  aw = m;
+  w = _mm256_sub_epi8(_mm256_xor_si256(m, s), s);
+}
+
+// Vector unpackers of the types that matter most for speed (Q2_K, Q3_K, IQ4_XS,
+// IQ2_XXS, IQ3_XXS); same integer form as quant_lowbit_unpack.cpp (tests compare both
+// with the reference). Element e = 128h + 32j + l of Q2_K/Q3_K: bits 2j of qs[32h + l].
+struct KQ2_Kv {
+  using W = BlockQ2K;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * h));
+      for (int j = 0; j < 4; ++j) {
+        u.w[4 * h + j] = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+        u.aw[4 * h + j] = u.w[4 * h + j];
+      }
+    }
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    alignas(32) int16_t sc[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sc), _mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(15))));
+    lowbit_scales(sc, u);
+    u.mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(15)));
+    u.d = h2f(b.d);
+    u.dmin = h2f(b.dmin);
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<true>(u, x, acc); }
+};
+
+// Q3_K: w = q2 | (hmask bit 4h + j of byte l) << 2, minus 4; 6-bit scales minus 32.
+struct KQ3_Kv {
+  using W = BlockQ3K;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * h));
+      for (int j = 0; j < 4; ++j) {
+        const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << (4 * h + j)));
+        const __m256i hi = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
+        const __m256i w = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3), hi), four);
+        u.w[4 * h + j] = w;
+        u.aw[4 * h + j] = _mm256_abs_epi8(w);
+      }
+    }
+    int16_t sc[16];
+    for (int k = 0; k < 16; ++k) {
+      const int lo = k < 8 ? b.scales[k] & 15 : b.scales[k - 8] >> 4;
+      const int hi = (b.scales[8 + k % 4] >> (2 * (k / 4))) & 3;
+      sc[k] = static_cast<int16_t>((lo | hi << 4) - 32);
+    }
+    lowbit_scales(sc, u);
+    u.mn = _mm256_setzero_si256();
+    u.d = h2f(b.d);
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+
+// IQ4_XS: w = kIq4nlValues[nibble] (table shuffle), 6-bit scale - 32 per 32 elements.
+struct KIQ4_XSv {
+  using W = BlockIQ4XS;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
+    const __m256i tab = _mm256_set_m128i(t, t);
+    int16_t sc[16];
+    for (int ib = 0; ib < 8; ++ib) {
+      u.w[ib] = _mm256_shuffle_epi8(tab, nibbles_32(b.qs + 16 * ib));
+      u.aw[ib] = _mm256_abs_epi8(u.w[ib]);
+      const int ls = ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | ((b.scales_h >> (2 * ib)) & 3) << 4;
+      sc[2 * ib] = sc[2 * ib + 1] = static_cast<int16_t>(ls - 32);
+    }
+    lowbit_scales(sc, u);
+    u.mn = _mm256_setzero_si256();
+    u.d = h2f(b.d);
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+
+// IQ2_XXS: per 32 elements 4 grid entries (8 magnitudes each) and 4 x 7 sign bits.
+struct KIQ2_XXSv {
+  using W = BlockIQ2XXS;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    int16_t sc[16];
+    for (int ib = 0; ib < 8; ++ib) {
+      uint8_t idx[4];
+      uint32_t s;
+      std::memcpy(idx, &b.qs[4 * ib], 4);
+      std::memcpy(&s, &b.qs[4 * ib + 2], 4);
+      const __m256i m = _mm256_set_epi64x(static_cast<int64_t>(kIq2xxsGrid[idx[3]]), static_cast<int64_t>(kIq2xxsGrid[idx[2]]),
+                                          static_cast<int64_t>(kIq2xxsGrid[idx[1]]), static_cast<int64_t>(kIq2xxsGrid[idx[0]]));
+      const uint32_t signs = static_cast<uint32_t>(iq_signs8(s)) | static_cast<uint32_t>(iq_signs8(s >> 7)) << 8 |
+                             static_cast<uint32_t>(iq_signs8(s >> 14)) << 16 | static_cast<uint32_t>(iq_signs8(s >> 21)) << 24;
+      signed_grid(m, signs, u.w[ib], u.aw[ib]);
+      sc[2 * ib] = sc[2 * ib + 1] = static_cast<int16_t>(2 * (s >> 28) + 1);
+    }
+    lowbit_scales(sc, u);
+    u.mn = _mm256_setzero_si256();
+    u.d = h2f(b.d) * 0.125f;
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+
+// IQ3_XXS: per 32 elements 8 grid entries (4 magnitudes each), signs and scale in a u32.
+struct KIQ3_XXSv {
+  using W = BlockIQ3XXS;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    int16_t sc[16];
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* q = b.qs + 8 * ib;
+      uint32_t s;
+      std::memcpy(&s, &b.qs[64 + 4 * ib], 4);
+      const __m256i m = _mm256_set_epi32(
+          static_cast<int>(kIq3xxsGrid[q[7]]), static_cast<int>(kIq3xxsGrid[q[6]]), static_cast<int>(kIq3xxsGrid[q[5]]),
+          static_cast<int>(kIq3xxsGrid[q[4]]), static_cast<int>(kIq3xxsGrid[q[3]]), static_cast<int>(kIq3xxsGrid[q[2]]),
+          static_cast<int>(kIq3xxsGrid[q[1]]), static_cast<int>(kIq3xxsGrid[q[0]]));
+      const uint32_t signs = static_cast<uint32_t>(iq_signs8(s)) | static_cast<uint32_t>(iq_signs8(s >> 7)) << 8 |
+                             static_cast<uint32_t>(iq_signs8(s >> 14)) << 16 | static_cast<uint32_t>(iq_signs8(s >> 21)) << 24;
+      signed_grid(m, signs, u.w[ib], u.aw[ib]);
+      sc[2 * ib] = sc[2 * ib + 1] = static_cast<int16_t>(2 * (s >> 28) + 1);
+    }
+    lowbit_scales(sc, u);
+    u.mn = _mm256_setzero_si256();
+    u.d = h2f(b.d) * 0.25f;
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+
 // Scalar unpack (quant_lowbit_unpack.cpp) + vector dot.
 template <class Block, LowbitUnpackFn F, bool kMin>
 struct KLowbit {
@@ -373,18 +526,18 @@ GemmFn select(GgmlType t) {
     case GgmlType::Q5_K: return gemm_tiles<KQx_K<5, BlockQ5K>>;
     case GgmlType::Q6_K: return gemm_tiles<KQ6_K>;
     case GgmlType::IQ4_NL: return gemm_tiles<KIq4nl>;
-    case GgmlType::Q2_K: return gemm_tiles<KLowbit<BlockQ2K, unpack_q2_k, true>>;
-    case GgmlType::Q3_K: return gemm_tiles<KLowbit<BlockQ3K, unpack_q3_k, false>>;
+    case GgmlType::Q2_K: return gemm_tiles<KQ2_Kv>;
+    case GgmlType::Q3_K: return gemm_tiles<KQ3_Kv>;
     case GgmlType::TQ1_0: return gemm_tiles<KLowbit<BlockTQ1_0, unpack_tq1_0, false>>;
     case GgmlType::TQ2_0: return gemm_tiles<KLowbit<BlockTQ2_0, unpack_tq2_0, false>>;
     case GgmlType::IQ1_S: return gemm_tiles<KLowbit<BlockIQ1S, unpack_iq1_s, false>>;
     case GgmlType::IQ1_M: return gemm_tiles<KLowbit<BlockIQ1M, unpack_iq1_m, false>>;
-    case GgmlType::IQ2_XXS: return gemm_tiles<KLowbit<BlockIQ2XXS, unpack_iq2_xxs, false>>;
+    case GgmlType::IQ2_XXS: return gemm_tiles<KIQ2_XXSv>;
     case GgmlType::IQ2_XS: return gemm_tiles<KLowbit<BlockIQ2XS, unpack_iq2_xs, false>>;
     case GgmlType::IQ2_S: return gemm_tiles<KLowbit<BlockIQ2S, unpack_iq2_s, false>>;
-    case GgmlType::IQ3_XXS: return gemm_tiles<KLowbit<BlockIQ3XXS, unpack_iq3_xxs, false>>;
+    case GgmlType::IQ3_XXS: return gemm_tiles<KIQ3_XXSv>;
     case GgmlType::IQ3_S: return gemm_tiles<KLowbit<BlockIQ3S, unpack_iq3_s, false>>;
-    case GgmlType::IQ4_XS: return gemm_tiles<KLowbit<BlockIQ4XS, unpack_iq4_xs, false>>;
+    case GgmlType::IQ4_XS: return gemm_tiles<KIQ4_XSv>;
     default: return nullptr;
   }
 }
