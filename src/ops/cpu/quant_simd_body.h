@@ -459,6 +459,174 @@ struct KIQ3_XXSv {
   static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
 };
 
+// TQ2_0: w = q - 1 with q in bits 2j of qs[32h + l]; every scale 1.
+struct KTQ2_0v {
+  using W = BlockTQ2_0;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * h));
+      for (int j = 0; j < 4; ++j) {
+        u.w[4 * h + j] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3), one);
+        u.aw[4 * h + j] = _mm256_abs_epi8(u.w[4 * h + j]);
+        u.sc[4 * h + j] = _mm256_set1_epi16(1);
+      }
+    }
+    u.mn = _mm256_setzero_si256();
+    u.d = h2f(b.d);
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+
+MOE_T __m256i grid4x64(uint64_t g0, uint64_t g1, uint64_t g2, uint64_t g3) {
+  return _mm256_set_epi64x(static_cast<int64_t>(g3), static_cast<int64_t>(g2), static_cast<int64_t>(g1),
+                           static_cast<int64_t>(g0));
+}
+
+// IQ2_XS: per 8 elements a u16: 9-bit grid index, 7 sign bits; 4-bit scale per 16.
+struct KIQ2_XSv {
+  using W = BlockIQ2XS;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    int16_t sc[16];
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint16_t* q = b.qs + 4 * ib;
+      const __m256i m = grid4x64(kIq2xsGrid[q[0] & 511], kIq2xsGrid[q[1] & 511], kIq2xsGrid[q[2] & 511],
+                                 kIq2xsGrid[q[3] & 511]);
+      const uint32_t signs = static_cast<uint32_t>(iq_signs8(q[0] >> 9)) | static_cast<uint32_t>(iq_signs8(q[1] >> 9)) << 8 |
+                             static_cast<uint32_t>(iq_signs8(q[2] >> 9)) << 16 |
+                             static_cast<uint32_t>(iq_signs8(q[3] >> 9)) << 24;
+      signed_grid(m, signs, u.w[ib], u.aw[ib]);
+      sc[2 * ib] = static_cast<int16_t>(2 * (b.scales[ib] & 15) + 1);
+      sc[2 * ib + 1] = static_cast<int16_t>(2 * (b.scales[ib] >> 4) + 1);
+    }
+    lowbit_scales(sc, u);
+    u.mn = _mm256_setzero_si256();
+    u.d = h2f(b.d) * 0.125f;
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+
+// IQ2_S: 10-bit index (qs + 2 bits of qh), sign bytes qs[32 ..]; scales as IQ2_XS.
+struct KIQ2_Sv {
+  using W = BlockIQ2S;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    int16_t sc[16];
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* q = b.qs + 4 * ib;
+      const int h = b.qh[ib];
+      const __m256i m = grid4x64(kIq2sGrid[q[0] | (h & 3) << 8], kIq2sGrid[q[1] | ((h >> 2) & 3) << 8],
+                                 kIq2sGrid[q[2] | ((h >> 4) & 3) << 8], kIq2sGrid[q[3] | ((h >> 6) & 3) << 8]);
+      uint32_t signs;
+      std::memcpy(&signs, b.qs + 32 + 4 * ib, 4);
+      signed_grid(m, signs, u.w[ib], u.aw[ib]);
+      sc[2 * ib] = static_cast<int16_t>(2 * (b.scales[ib] & 15) + 1);
+      sc[2 * ib + 1] = static_cast<int16_t>(2 * (b.scales[ib] >> 4) + 1);
+    }
+    lowbit_scales(sc, u);
+    u.mn = _mm256_setzero_si256();
+    u.d = h2f(b.d) * 0.125f;
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+
+// IQ3_S: index k = qs[k] | bit k % 8 of qh[k / 8] << 8 (4 elements each); sign bytes.
+struct KIQ3_Sv {
+  using W = BlockIQ3S;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    int16_t sc[16];
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* q = b.qs + 8 * ib;
+      const int h = b.qh[ib];
+      int g[8];
+      for (int k = 0; k < 8; ++k) g[k] = static_cast<int>(kIq3sGrid[q[k] | ((h >> k) & 1) << 8]);
+      const __m256i m = _mm256_set_epi32(g[7], g[6], g[5], g[4], g[3], g[2], g[1], g[0]);
+      uint32_t signs;
+      std::memcpy(&signs, b.signs + 4 * ib, 4);
+      signed_grid(m, signs, u.w[ib], u.aw[ib]);
+      const int s4 = ib % 2 == 0 ? b.scales[ib / 2] & 15 : b.scales[ib / 2] >> 4;
+      sc[2 * ib] = sc[2 * ib + 1] = static_cast<int16_t>(2 * s4 + 1);
+    }
+    lowbit_scales(sc, u);
+    u.mn = _mm256_setzero_si256();
+    u.d = h2f(b.d);
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+
+// IQ1_S / IQ1_M: w = 8 * grid + delta, grid int8 in {-1, 0, 1}, delta = +-1 per 32
+// (IQ1_S) or per 8 (IQ1_M) elements.
+MOE_T void iq1_group(__m256i grid, __m256i delta, __m256i& w, __m256i& aw) {
+  const __m256i g2 = _mm256_add_epi8(grid, grid), g4 = _mm256_add_epi8(g2, g2);
+  w = _mm256_add_epi8(_mm256_add_epi8(g4, g4), delta);
+  aw = _mm256_abs_epi8(w);
+}
+struct KIQ1_Sv {
+  using W = BlockIQ1S;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    int16_t sc[16];
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* q = b.qs + 4 * ib;
+      const int h = b.qh[ib];
+      const __m256i m = grid4x64(kIq1sGrid[q[0] | (h & 7) << 8], kIq1sGrid[q[1] | ((h >> 3) & 7) << 8],
+                                 kIq1sGrid[q[2] | ((h >> 6) & 7) << 8], kIq1sGrid[q[3] | ((h >> 9) & 7) << 8]);
+      iq1_group(m, _mm256_set1_epi8(h & 0x8000 ? -1 : 1), u.w[ib], u.aw[ib]);
+      sc[2 * ib] = sc[2 * ib + 1] = static_cast<int16_t>(2 * ((h >> 12) & 7) + 1);
+    }
+    lowbit_scales(sc, u);
+    u.mn = _mm256_setzero_si256();
+    u.d = h2f(b.d) * 0.125f;
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+struct KIQ1_Mv {
+  using W = BlockIQ1M;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    uint16_t s[4];
+    std::memcpy(s, b.scales, 8);
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* q = b.qs + 4 * ib;
+      const int h0 = b.qh[2 * ib], h1 = b.qh[2 * ib + 1];
+      const __m256i m = grid4x64(kIq1sGrid[q[0] | (h0 & 7) << 8], kIq1sGrid[q[1] | ((h0 >> 4) & 7) << 8],
+                                 kIq1sGrid[q[2] | (h1 & 7) << 8], kIq1sGrid[q[3] | ((h1 >> 4) & 7) << 8]);
+      auto dl = [](bool neg) { return neg ? int64_t{-1} : int64_t{0x0101010101010101}; };
+      const __m256i delta = _mm256_set_epi64x(dl(h1 & 0x80), dl(h1 & 0x08), dl(h0 & 0x80), dl(h0 & 0x08));
+      iq1_group(m, delta, u.w[ib], u.aw[ib]);
+    }
+    int16_t sc[16];
+    for (int t = 0; t < 16; ++t) sc[t] = static_cast<int16_t>(2 * ((s[t / 4] >> (3 * (t % 4))) & 7) + 1);
+    lowbit_scales(sc, u);
+    u.mn = _mm256_setzero_si256();
+    const uint16_t dbits =
+        static_cast<uint16_t>((s[0] >> 12) | (s[1] >> 12) << 4 | (s[2] >> 12) << 8 | (s[3] >> 12) << 12);
+    u.d = h2f(dbits) * 0.125f;
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+
 // Scalar unpack (quant_lowbit_unpack.cpp) + vector dot.
 template <class Block, LowbitUnpackFn F, bool kMin>
 struct KLowbit {
@@ -529,14 +697,14 @@ GemmFn select(GgmlType t) {
     case GgmlType::Q2_K: return gemm_tiles<KQ2_Kv>;
     case GgmlType::Q3_K: return gemm_tiles<KQ3_Kv>;
     case GgmlType::TQ1_0: return gemm_tiles<KLowbit<BlockTQ1_0, unpack_tq1_0, false>>;
-    case GgmlType::TQ2_0: return gemm_tiles<KLowbit<BlockTQ2_0, unpack_tq2_0, false>>;
-    case GgmlType::IQ1_S: return gemm_tiles<KLowbit<BlockIQ1S, unpack_iq1_s, false>>;
-    case GgmlType::IQ1_M: return gemm_tiles<KLowbit<BlockIQ1M, unpack_iq1_m, false>>;
+    case GgmlType::TQ2_0: return gemm_tiles<KTQ2_0v>;
+    case GgmlType::IQ1_S: return gemm_tiles<KIQ1_Sv>;
+    case GgmlType::IQ1_M: return gemm_tiles<KIQ1_Mv>;
     case GgmlType::IQ2_XXS: return gemm_tiles<KIQ2_XXSv>;
-    case GgmlType::IQ2_XS: return gemm_tiles<KLowbit<BlockIQ2XS, unpack_iq2_xs, false>>;
-    case GgmlType::IQ2_S: return gemm_tiles<KLowbit<BlockIQ2S, unpack_iq2_s, false>>;
+    case GgmlType::IQ2_XS: return gemm_tiles<KIQ2_XSv>;
+    case GgmlType::IQ2_S: return gemm_tiles<KIQ2_Sv>;
     case GgmlType::IQ3_XXS: return gemm_tiles<KIQ3_XXSv>;
-    case GgmlType::IQ3_S: return gemm_tiles<KLowbit<BlockIQ3S, unpack_iq3_s, false>>;
+    case GgmlType::IQ3_S: return gemm_tiles<KIQ3_Sv>;
     case GgmlType::IQ4_XS: return gemm_tiles<KIQ4_XSv>;
     default: return nullptr;
   }
