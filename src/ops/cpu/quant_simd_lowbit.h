@@ -26,12 +26,14 @@ MOE_T void lowbit_load(const LowbitBlock& t, LowU& u) {
   u.d = t.d;
   u.dmin = t.dmin;
 }
+// kMin: Q2_K's min term; it is also the one type with w >= 0, multiplied unsigned directly.
 template <bool kMin>
 MOE_T void lowbit_dot(const LowU& u, const BlockQ8K& x, __m256& acc) {
   __m256i sumi = _mm256_setzero_si256();
   for (int g = 0; g < 8; ++g) {
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * g));
-    sumi = dot_s16(sumi, _mm256_maddubs_epi16(u.aw[g], _mm256_sign_epi8(xv, u.w[g])), u.sc[g]);
+    const __m256i xs = kMin ? xv : _mm256_sign_epi8(xv, u.w[g]);
+    sumi = dot_s16(sumi, _mm256_maddubs_epi16(u.aw[g], xs), u.sc[g]);
   }
   const float dx = load_f32(&x.d);
   acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(u.d * dx), acc);
@@ -68,10 +70,16 @@ struct KQ2_Kv {
         u.aw[4 * h + j] = u.w[4 * h + j];
       }
     }
+    // scale bytes (low nibbles) in both lanes; group g takes byte 2g (low lane) and
+    // 2g+1 (high lane) into every int16 lane
     const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
-    alignas(32) int16_t sc[16];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(sc), _mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(15))));
-    lowbit_scales(sc, u);
+    const __m128i lo = _mm_and_si128(sc8, _mm_set1_epi8(15));
+    const __m256i both = _mm256_set_m128i(lo, lo);
+    for (int g = 0; g < 8; ++g) {
+      const __m256i ctl = _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(0xFF00 | (2 * g + 1))),
+                                           _mm_set1_epi16(static_cast<int16_t>(0xFF00 | (2 * g))));
+      u.sc[g] = _mm256_shuffle_epi8(both, ctl);
+    }
     u.mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(15)));
     u.d = h2f(b.d);
     u.dmin = h2f(b.dmin);
