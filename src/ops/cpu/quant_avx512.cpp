@@ -9,7 +9,6 @@
 #include "base/fp16.h"
 #include "ops/cpu/quant_blocks.h"
 #include "ops/cpu/quant_kernels.h"
-#include "ops/cpu/quant_lowbit.h"
 #include "ops/reference/iq_grids.h"
 
 #define MOE_SIMD_TARGET \

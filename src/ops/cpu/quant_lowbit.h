@@ -5,9 +5,9 @@
 // so dot(x, a) = d_a * (d * sum_k sc[k] sum_{e in k} w[e] q_a[e] - dmin * sum_k mn[k] bsums[k]).
 // Scales that the format gives per 32 elements appear twice; fractional factors of the
 // format are moved into d (IQ2: (2s + 1) / 8, IQ3_XXS: (2s + 1) / 4, IQ1: 8 * grid +- 1
-// with d / 8). The unpackers (quant_lowbit_unpack.cpp, plain C++) serve the portable
-// kernels and the SIMD kernels of the types without a vector unpacker; tests check
-// them against the float decoders of ops/reference/quant_lowbit_ref.cpp.
+// with d / 8). The unpackers here (quant_lowbit_unpack.cpp, plain C++) serve the portable
+// kernels; the SIMD paths have vector unpackers into the same form (quant_simd_lowbit.h).
+// Tests check both against the float decoders of ops/reference/quant_lowbit_ref.cpp.
 #pragma once
 #include <cstdint>
 

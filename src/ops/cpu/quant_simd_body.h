@@ -328,7 +328,7 @@ GemmFn select(GgmlType t) {
     case GgmlType::IQ4_NL: return gemm_tiles<KIq4nl>;
     case GgmlType::Q2_K: return gemm_tiles<KQ2_Kv>;
     case GgmlType::Q3_K: return gemm_tiles<KQ3_Kv>;
-    case GgmlType::TQ1_0: return gemm_tiles<KLowbit<BlockTQ1_0, unpack_tq1_0, false>>;
+    case GgmlType::TQ1_0: return gemm_tiles<KTQ1_0v>;
     case GgmlType::TQ2_0: return gemm_tiles<KTQ2_0v>;
     case GgmlType::IQ1_S: return gemm_tiles<KIQ1_Sv>;
     case GgmlType::IQ1_M: return gemm_tiles<KIQ1_Mv>;

@@ -16,16 +16,6 @@ struct LowU {
   __m256i mn;           // int16 lane k = mn[k] (pairs with bsums[k])
   float d, dmin;
 };
-MOE_T void lowbit_load(const LowbitBlock& t, LowU& u) {
-  for (int g = 0; g < 8; ++g) {
-    u.w[g] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.w + 32 * g));
-    u.aw[g] = _mm256_abs_epi8(u.w[g]);
-    u.sc[g] = _mm256_set_m128i(_mm_set1_epi16(t.sc[2 * g + 1]), _mm_set1_epi16(t.sc[2 * g]));
-  }
-  u.mn = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.mn));
-  u.d = t.d;
-  u.dmin = t.dmin;
-}
 // kMin: Q2_K's min term; it is also the one type with w >= 0, multiplied unsigned directly.
 template <bool kMin>
 MOE_T void lowbit_dot(const LowU& u, const BlockQ8K& x, __m256& acc) {
@@ -53,9 +43,9 @@ MOE_T void signed_grid(__m256i m, uint32_t sign_bits, __m256i& w, __m256i& aw) {
   w = _mm256_sub_epi8(_mm256_xor_si256(m, s), s);
 }
 
-// Vector unpackers of the types that matter most for speed (Q2_K, Q3_K, IQ4_XS,
-// IQ2_XXS, IQ3_XXS); same integer form as quant_lowbit_unpack.cpp (tests compare both
-// with the reference). Element e = 128h + 32j + l of Q2_K/Q3_K: bits 2j of qs[32h + l].
+// Vector unpackers, one per type, into the integer form of quant_lowbit.h (the same
+// as quant_lowbit_unpack.cpp; tests compare both with the reference).
+// Element e = 128h + 32j + l of Q2_K/Q3_K/TQ2_0: bits 2j of qs[32h + l].
 struct KQ2_Kv {
   using W = BlockQ2K;
   using X = BlockQ8K;
@@ -224,6 +214,49 @@ struct KTQ2_0v {
   static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
 };
 
+// TQ1_0: base-3 digit n of byte b is ((b * 3^n mod 256) * 3) >> 8; per byte with 16-bit
+// multiplies on the even and odd bytes (pow: int16 lanes, the same for both bytes).
+MOE_T __m256i ternary_digits(__m256i v, __m256i pow) {
+  const __m256i ff = _mm256_set1_epi16(0xFF), three = _mm256_set1_epi16(3);
+  const __m256i ql = _mm256_and_si256(_mm256_mullo_epi16(_mm256_and_si256(v, ff), pow), ff);
+  const __m256i qh = _mm256_and_si256(_mm256_mullo_epi16(_mm256_srli_epi16(v, 8), pow), ff);
+  const __m256i dl = _mm256_srli_epi16(_mm256_mullo_epi16(ql, three), 8);
+  const __m256i dh = _mm256_srli_epi16(_mm256_mullo_epi16(qh, three), 8);
+  return _mm256_or_si256(dl, _mm256_slli_epi16(dh, 8));
+}
+// Elements: qs[0..31] digit n -> 32n + m (groups 0..4); qs[32..47] digit n -> 160 + 16n + m
+// (groups 5, 6 and the first half of 7); qh[m] digit n -> 240 + 4n + m.
+struct KTQ1_0v {
+  using W = BlockTQ1_0;
+  using X = BlockQ8K;
+  using U = LowU;
+  static constexpr int kBlock = 256;
+  static MOE_T void unpack(const W& b, U& u) {
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+    static constexpr int16_t kPow3[5] = {1, 3, 9, 27, 81};
+    for (int n = 0; n < 5; ++n) u.w[n] = ternary_digits(v0, _mm256_set1_epi16(kPow3[n]));
+    const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 32));
+    const __m256i v11 = _mm256_set_m128i(v1, v1);
+    u.w[5] = ternary_digits(v11, _mm256_set_m128i(_mm_set1_epi16(3), _mm_set1_epi16(1)));
+    u.w[6] = ternary_digits(v11, _mm256_set_m128i(_mm_set1_epi16(27), _mm_set1_epi16(9)));
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    const __m128i qh4 = _mm_set1_epi32(static_cast<int>(qh));  // byte 4n + m = qh[m]
+    u.w[7] = ternary_digits(_mm256_set_m128i(qh4, v1), _mm256_set_epi16(27, 27, 9, 9, 3, 3, 1, 1, 81, 81, 81, 81, 81, 81,
+                                                                         81, 81));
+    for (int g = 0; g < 8; ++g) {
+      u.w[g] = _mm256_sub_epi8(u.w[g], one);
+      u.aw[g] = _mm256_abs_epi8(u.w[g]);
+      u.sc[g] = _mm256_set1_epi16(1);
+    }
+    u.mn = _mm256_setzero_si256();
+    u.d = h2f(b.d);
+    u.dmin = 0.f;
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
+};
+
 MOE_T __m256i grid4x64(uint64_t g0, uint64_t g1, uint64_t g2, uint64_t g3) {
   return _mm256_set_epi64x(static_cast<int64_t>(g3), static_cast<int64_t>(g2), static_cast<int64_t>(g1),
                            static_cast<int64_t>(g0));
@@ -369,17 +402,3 @@ struct KIQ1_Mv {
   static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<false>(u, x, acc); }
 };
 
-// Scalar unpack (quant_lowbit_unpack.cpp) + vector dot.
-template <class Block, LowbitUnpackFn F, bool kMin>
-struct KLowbit {
-  using W = Block;
-  using X = BlockQ8K;
-  using U = LowU;
-  static constexpr int kBlock = 256;
-  static MOE_T void unpack(const W& b, U& u) {
-    LowbitBlock t;
-    F(&b, t);
-    lowbit_load(t, u);
-  }
-  static MOE_T void dot(const U& u, const X& x, __m256& acc, float&) { lowbit_dot<kMin>(u, x, acc); }
-};
