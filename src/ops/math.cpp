@@ -7,10 +7,16 @@
 
 namespace moe::ops {
 
+// The float operations are llama.cpp's, in its order: squares in f32 summed in double,
+// mean narrowed to f32, scale = 1 / sqrtf(mean + eps) in f32, then (x * scale) * w.
+// Bit-equal activations matter: the next op rounds them to q8, and inputs built from
+// quantized embedding rows put many of them exactly on a rounding boundary, where an
+// ulp decides the q8 value (and, through the router, sometimes the experts chosen).
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   double ss = 0.0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>(ss / static_cast<double>(n));
+  const float scale = 1.0f / std::sqrt(mean + eps);
   if (w) {
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
   } else {

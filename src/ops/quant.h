@@ -5,7 +5,8 @@
 // partner (vec_dot_type) and reused for every row and every expert, exactly as
 // llama.cpp does, so that quantized models give llama.cpp's logits:
 //   F32 -> F32, F16 -> F16 (activations rounded to fp16), BF16 -> BF16,
-//   Q4_0, Q5_0, Q8_0 -> Q8_0;  Q4_1, Q5_1 -> Q8_1;  Q4_K, Q5_K, Q6_K -> Q8_K.
+//   Q4_0, Q5_0, Q8_0, MXFP4, IQ4_NL -> Q8_0;  Q4_1, Q5_1 -> Q8_1;
+//   Q2_K .. Q6_K, TQ1_0, TQ2_0 and the 256-block i-quants (IQ1_S .. IQ4_XS) -> Q8_K.
 // Rounding rules (round half to even), from the fixtures' README:
 //   q8_0: blocks of 32, amax = max|x|, d = fp16(amax/127), q = rne(x * 127/amax)
 //   q8_1: as q8_0 plus s = d * sum(q) (stored as fp16)

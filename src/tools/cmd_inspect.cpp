@@ -77,11 +77,11 @@ static void inspect(const std::string& path, bool tensors, bool metadata) {
   fmt::print("weight bytes: total {:.2f} MB, active per token {:.2f} MB\n", model->bytes_total / 1e6,
              model->bytes_active_per_token / 1e6);
   if (tensors) {
-    fmt::print("{:<36} {:<6} {:<24} {:>12}\n", "tensor", "type", "shape", "bytes");
+    fmt::print("{:<36} {:<7} {:<24} {:>12}\n", "tensor", "type", "shape", "bytes");
     for (const auto& t : file->tensors()) {
       std::string shape;
       for (uint32_t i = 0; i < t.n_dims; ++i) shape += (i ? ", " : "") + std::to_string(t.ne[i]);
-      fmt::print("{:<36} {:<6} [{:<22}] {:>12}\n", t.name, type_name(t.type), shape, t.nbytes);
+      fmt::print("{:<36} {:<7} [{:<22}] {:>12}\n", t.name, type_name(t.type), shape, t.nbytes);
     }
   }
 }

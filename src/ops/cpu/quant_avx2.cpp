@@ -9,6 +9,7 @@
 #include "base/fp16.h"
 #include "ops/cpu/quant_blocks.h"
 #include "ops/cpu/quant_kernels.h"
+#include "ops/reference/iq_grids.h"
 
 #define MOE_SIMD_TARGET __attribute__((target("avx2,fma,f16c")))
 #define MOE_SIMD_NS avx2_impl

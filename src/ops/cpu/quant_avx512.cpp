@@ -9,6 +9,7 @@
 #include "base/fp16.h"
 #include "ops/cpu/quant_blocks.h"
 #include "ops/cpu/quant_kernels.h"
+#include "ops/reference/iq_grids.h"
 
 #define MOE_SIMD_TARGET \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")))

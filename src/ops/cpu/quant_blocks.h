@@ -68,6 +68,83 @@ struct BlockQ8K {  // x = d * qs, bsums[k] = sum of qs[16k .. 16k+15]
   int16_t bsums[16];
 };
 
+// ---- low-bit types (Q2_K, Q3_K, ternary, i-quants); element formulas in
+// ops/reference/quant_lowbit_ref.cpp ----
+struct BlockQ2K {  // x = d * (sc & 15) * q - dmin * (sc >> 4), 16 sub-blocks of 16, q 2 bits
+  uint8_t scales[16];
+  uint8_t qs[64];
+  uint16_t d;
+  uint16_t dmin;
+};
+struct BlockQ3K {  // x = d * (sc6 - 32) * (q2 - (hmask bit ? 0 : 4)), 16 sub-blocks of 16
+  uint8_t hmask[32];
+  uint8_t qs[64];
+  uint8_t scales[12];
+  uint16_t d;
+};
+struct BlockTQ1_0 {  // x = d * (t - 1), t in {0,1,2}: 5 base-3 digits per qs byte, 4 per qh byte
+  uint8_t qs[48];
+  uint8_t qh[4];
+  uint16_t d;
+};
+struct BlockTQ2_0 {  // x = d * (q - 1), q 2 bits
+  uint8_t qs[64];
+  uint16_t d;
+};
+struct BlockIQ2XXS {  // per 32: 4 grid indices (8 bits), 4 x 7 sign bits, 4-bit scale
+  uint16_t d;
+  uint16_t qs[32];
+};
+struct BlockIQ2XS {  // per 8: 9-bit grid index + 7 sign bits; 4-bit scale per 16
+  uint16_t d;
+  uint16_t qs[32];
+  uint8_t scales[8];
+};
+struct BlockIQ2S {  // per 8: 10-bit grid index (qs + 2 bits of qh), 8 sign bits; scale per 16
+  uint16_t d;
+  uint8_t qs[64];  // 32 index bytes, then 32 sign bytes
+  uint8_t qh[8];
+  uint8_t scales[8];
+};
+struct BlockIQ3XXS {  // per 4: 8-bit grid index; per 32: 4 x 7 sign bits + 4-bit scale
+  uint16_t d;
+  uint8_t qs[96];
+};
+struct BlockIQ3S {  // per 4: 9-bit grid index; 8 sign bits per 8; 4-bit scale per 32
+  uint16_t d;
+  uint8_t qs[64];
+  uint8_t qh[8];
+  uint8_t signs[32];
+  uint8_t scales[4];
+};
+struct BlockIQ1S {  // per 8: 11-bit index into the ternary grid; per 32: 3-bit scale, delta sign
+  uint16_t d;
+  uint8_t qs[32];
+  uint16_t qh[8];
+};
+struct BlockIQ1M {  // per 8: 11-bit index + delta sign; per 16: 3-bit scale; fp16 d in the scales' top nibbles
+  uint8_t qs[32];
+  uint8_t qh[16];
+  uint8_t scales[8];
+};
+struct BlockIQ4NL {  // x = d * kIq4nlValues[nibble], blocks of 32 (q4_0 nibble order)
+  uint16_t d;
+  uint8_t qs[16];
+};
+struct BlockIQ4XS {  // x = d * (ls6 - 32) * kIq4nlValues[nibble], 8 sub-blocks of 32
+  uint16_t d;
+  uint16_t scales_h;
+  uint8_t scales_l[4];
+  uint8_t qs[128];
+};
+
+static_assert(sizeof(BlockQ2K) == 84 && sizeof(BlockQ3K) == 110);
+static_assert(sizeof(BlockTQ1_0) == 54 && sizeof(BlockTQ2_0) == 66);
+static_assert(sizeof(BlockIQ2XXS) == 66 && sizeof(BlockIQ2XS) == 74 && sizeof(BlockIQ2S) == 82);
+static_assert(sizeof(BlockIQ3XXS) == 98 && sizeof(BlockIQ3S) == 110);
+static_assert(sizeof(BlockIQ1S) == 50 && sizeof(BlockIQ1M) == 56);
+static_assert(sizeof(BlockIQ4NL) == 18 && sizeof(BlockIQ4XS) == 136);
+
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ8_1) == 36);
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);

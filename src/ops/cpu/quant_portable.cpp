@@ -10,6 +10,8 @@
 #include "base/fp16.h"
 #include "ops/cpu/quant_blocks.h"
 #include "ops/cpu/quant_kernels.h"
+#include "ops/cpu/quant_lowbit.h"
+#include "ops/reference/iq_grids.h"
 
 namespace moe::ops::cpu {
 namespace {
@@ -80,6 +82,21 @@ struct KMxfp4 {  // w = 2 * E2M1 value (integer), d = 2^(e - 128)
     for (int j = 0; j < 16; ++j) {
       u.w[j] = kE2M1x2[b.qs[j] & 0xF];
       u.w[j + 16] = kE2M1x2[b.qs[j] >> 4];
+    }
+  }
+  static float dot(const U& u, const X& x) { return dot_q8(u, x); }
+};
+
+struct KIq4nl {  // w = kIq4nlValues[nibble]
+  using W = BlockIQ4NL;
+  using X = BlockQ8_0;
+  using U = Q8Unpacked;
+  static constexpr int kBlock = 32;
+  static void unpack(const W& b, U& u) {
+    u.d = fp16_to_f32(b.d);
+    for (int j = 0; j < 16; ++j) {
+      u.w[j] = kIq4nlValues[b.qs[j] & 0xF];
+      u.w[j + 16] = kIq4nlValues[b.qs[j] >> 4];
     }
   }
   static float dot(const U& u, const X& x) { return dot_q8(u, x); }
@@ -199,6 +216,30 @@ struct KQ6_K {
   }
 };
 
+// 256-element low-bit blocks in the integer form of quant_lowbit.h:
+// dot = dx * (d * sum_k sc_k sum(w*qx) - dmin * sum_k mn_k bsums[k]);
+// |sum| <= 16 sub-blocks * 32 * 16 * 127 * 127 < 2^31.
+template <class Block, LowbitUnpackFn F>
+struct KLowbit {
+  using W = Block;
+  using X = BlockQ8K;
+  using U = LowbitBlock;
+  static constexpr int kBlock = 256;
+  static void unpack(const W& b, U& u) { F(&b, u); }
+  static float dot(const U& u, const X& x) {
+    int sumi = 0, summ = 0;
+    for (int k = 0; k < 16; ++k) {
+      int t = 0;
+      for (int l = 0; l < 16; ++l) t += u.w[16 * k + l] * x.qs[16 * k + l];
+      sumi += u.sc[k] * t;
+      summ += u.mn[k] * x.bsums[k];
+    }
+    float dx;
+    std::memcpy(&dx, &x.d, 4);
+    return dx * u.d * static_cast<float>(sumi) - dx * u.dmin * static_cast<float>(summ);
+  }
+};
+
 // --- float weights: products summed in f32 -----------------------------------------
 struct FF32 {
   using E = float;
@@ -275,6 +316,19 @@ GemmFn gemm_portable(GgmlType t) {
     case GgmlType::Q4_K: return gemm_blocks<KQx_K<4, BlockQ4K>>;
     case GgmlType::Q5_K: return gemm_blocks<KQx_K<5, BlockQ5K>>;
     case GgmlType::Q6_K: return gemm_blocks<KQ6_K>;
+    case GgmlType::IQ4_NL: return gemm_blocks<KIq4nl>;
+    case GgmlType::Q2_K: return gemm_blocks<KLowbit<BlockQ2K, unpack_q2_k>>;
+    case GgmlType::Q3_K: return gemm_blocks<KLowbit<BlockQ3K, unpack_q3_k>>;
+    case GgmlType::TQ1_0: return gemm_blocks<KLowbit<BlockTQ1_0, unpack_tq1_0>>;
+    case GgmlType::TQ2_0: return gemm_blocks<KLowbit<BlockTQ2_0, unpack_tq2_0>>;
+    case GgmlType::IQ1_S: return gemm_blocks<KLowbit<BlockIQ1S, unpack_iq1_s>>;
+    case GgmlType::IQ1_M: return gemm_blocks<KLowbit<BlockIQ1M, unpack_iq1_m>>;
+    case GgmlType::IQ2_XXS: return gemm_blocks<KLowbit<BlockIQ2XXS, unpack_iq2_xxs>>;
+    case GgmlType::IQ2_XS: return gemm_blocks<KLowbit<BlockIQ2XS, unpack_iq2_xs>>;
+    case GgmlType::IQ2_S: return gemm_blocks<KLowbit<BlockIQ2S, unpack_iq2_s>>;
+    case GgmlType::IQ3_XXS: return gemm_blocks<KLowbit<BlockIQ3XXS, unpack_iq3_xxs>>;
+    case GgmlType::IQ3_S: return gemm_blocks<KLowbit<BlockIQ3S, unpack_iq3_s>>;
+    case GgmlType::IQ4_XS: return gemm_blocks<KLowbit<BlockIQ4XS, unpack_iq4_xs>>;
     default: return nullptr;
   }
 }

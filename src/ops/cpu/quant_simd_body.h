@@ -130,6 +130,20 @@ struct KMxfp4 {  // w = 2 * E2M1 (int8 table lookup), d = 2^(e - 128)
   static MOE_T void dot(const U& u, const X& x, __m256& acc, float& s) { dot_q8(u, x, acc, s); }
 };
 
+struct KIq4nl {  // w = kIq4nlValues[nibble] (int8 table lookup)
+  using W = BlockIQ4NL;
+  using X = BlockQ8_0;
+  using U = Q8U;
+  static constexpr int kBlock = 32;
+  static MOE_T void unpack(const W& b, U& u) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
+    u.w = _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles_32(b.qs));
+    u.aw = _mm256_abs_epi8(u.w);
+    u.d = h2f(b.d);
+  }
+  static MOE_T void dot(const U& u, const X& x, __m256& acc, float& s) { dot_q8(u, x, acc, s); }
+};
+
 // ---- q8_1 partner: x = d*q + m, dot = d*dx*sum(q*qx) + m*sx; q <= 31 ------------
 struct Q8_1U {
   __m256i q;
@@ -258,6 +272,8 @@ struct KQ6_K {
   }
 };
 
+#include "ops/cpu/quant_simd_lowbit.h"  // the low-bit K structs: part of this body
+
 // Y[t*ldy + r] = dot(W_r, X_t) in tiles of TR rows x TT tokens.
 template <class K>
 MOE_T void gemm_tiles(const void* W, size_t row_stride, const void* X, size_t x_stride, int64_t m,
@@ -309,6 +325,19 @@ GemmFn select(GgmlType t) {
     case GgmlType::Q4_K: return gemm_tiles<KQx_K<4, BlockQ4K>>;
     case GgmlType::Q5_K: return gemm_tiles<KQx_K<5, BlockQ5K>>;
     case GgmlType::Q6_K: return gemm_tiles<KQ6_K>;
+    case GgmlType::IQ4_NL: return gemm_tiles<KIq4nl>;
+    case GgmlType::Q2_K: return gemm_tiles<KQ2_Kv>;
+    case GgmlType::Q3_K: return gemm_tiles<KQ3_Kv>;
+    case GgmlType::TQ1_0: return gemm_tiles<KTQ1_0v>;
+    case GgmlType::TQ2_0: return gemm_tiles<KTQ2_0v>;
+    case GgmlType::IQ1_S: return gemm_tiles<KIQ1_Sv>;
+    case GgmlType::IQ1_M: return gemm_tiles<KIQ1_Mv>;
+    case GgmlType::IQ2_XXS: return gemm_tiles<KIQ2_XXSv>;
+    case GgmlType::IQ2_XS: return gemm_tiles<KIQ2_XSv>;
+    case GgmlType::IQ2_S: return gemm_tiles<KIQ2_Sv>;
+    case GgmlType::IQ3_XXS: return gemm_tiles<KIQ3_XXSv>;
+    case GgmlType::IQ3_S: return gemm_tiles<KIQ3_Sv>;
+    case GgmlType::IQ4_XS: return gemm_tiles<KIQ4_XSv>;
     default: return nullptr;
   }
 }

@@ -14,6 +14,7 @@
 #include "base/fp16.h"
 #include "ops/cpu/quant_blocks.h"
 #include "ops/quant.h"
+#include "ops/reference/quant_lowbit_ref.h"
 
 namespace moe::ops::ref {
 namespace {
@@ -350,7 +351,9 @@ void dequantize_row_ref(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::Q5_K: return dequant_q5_k(static_cast<const BlockQ5K*>(src), dst, nb);
     case GgmlType::Q6_K: return dequant_q6_k(static_cast<const BlockQ6K*>(src), dst, nb);
     case GgmlType::Q8_K: return dequant_q8_k(static_cast<const BlockQ8K*>(src), dst, nb);
-    default: throw_error("dequantize: type {} is not supported", type_name(type));
+    default:
+      if (dequantize_lowbit_ref(type, src, dst, nb)) return;
+      throw_error("dequantize: type {} is not supported", type_name(type));
   }
 }
 
