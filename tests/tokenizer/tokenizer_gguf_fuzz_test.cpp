@@ -132,7 +132,7 @@ Value hostile_element(std::mt19937& rng, ValueType t, const Value& old) {
       return Value::f32(kF[rng() % std::size(kF)]);
     }
     case ValueType::FLOAT64: return Value::f64(rng() % 2 ? 1e300 : std::nan(""));
-    case ValueType::INT32: return Value::i32(static_cast<int32_t>(rng() % 2 ? rng() % 12 : rng()) - 3);
+    case ValueType::INT32: return Value::i32(static_cast<int32_t>((rng() % 2 ? rng() % 12 : rng()) - 3u));
     case ValueType::UINT32: return Value::u32(static_cast<uint32_t>(rng()));
     default: return interesting_int(rng);
   }
