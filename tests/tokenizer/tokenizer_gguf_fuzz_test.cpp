@@ -265,7 +265,7 @@ TEST(TokenizerGgufFuzz, KnownBadMetadata) {
 
 TEST(TokenizerGgufFuzz, RandomMutations) {
   const uint64_t iters = env_or("MOE_FUZZ_ITERS", 200000);
-  const double seconds = static_cast<double>(env_or("MOE_FUZZ_SECONDS", 25)) * 0.5;
+  const double seconds = static_cast<double>(env_or("MOE_FUZZ_SECONDS", 20)) * 0.5;
   const std::vector<Meta> seeds = make_seeds();
   std::mt19937 rng(static_cast<uint32_t>(env_or("MOE_FUZZ_SEED", 20240611)));
   Stats st;
