@@ -260,6 +260,7 @@ TEST(TokenizerGgufFuzz, KnownBadMetadata) {
   // -1 and 0xFFFFFFFF mean "none".
   Meta ok = g;
   ok.emplace_back("tokenizer.ggml.unknown_token_id", Value::u32(0xFFFFFFFFu));
+  ok.emplace_back("tokenizer.ggml.padding_token_id", Value::u32(100000));  // unused: out of range means none
   EXPECT_NO_THROW(Tokenizer::from_gguf(gguf::File::parse(serialize(ok), "ok.gguf")));
 }
 
