@@ -3,7 +3,8 @@
 // Context::linear / expert_matmul (attention projections, dense and expert
 // FFNs, shared experts, lm_head) is packed when its type has a packed layout.
 // The token embedding is read row by row (dequantize_row) and stays as stored;
-// so does a lm_head tied to it. Tensor::data keeps pointing at the file, which
+// so does a lm_head tied to it. Routed experts of a model loaded for streaming
+// are left on disk (model/expert_cache.cpp packs them slot by slot). Tensor::data keeps pointing at the file, which
 // the scalar reference forward pass and `moe inspect` read.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -42,9 +43,12 @@ std::vector<Tensor*> packable_tensors(Model& m) {
   add(m.output);
   for (LayerWeights& L : m.layers) {
     for (Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.wq_a, &L.wq_b, &L.wkv_a, &L.wk_b, &L.wv_b,
-                      &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.gate_inp, &L.gate_exps, &L.up_exps,
-                      &L.down_exps, &L.gate_shexp, &L.up_shexp, &L.down_shexp})
+                      &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.gate_inp, &L.gate_shexp, &L.up_shexp,
+                      &L.down_shexp})
       add(*t);
+    // Streamed experts are packed into the expert cache's slots as they are read.
+    if (!m.experts_streamed)
+      for (Tensor* t : {&L.gate_exps, &L.up_exps, &L.down_exps}) add(*t);
   }
   return out;
 }
