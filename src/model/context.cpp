@@ -95,13 +95,13 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
   if (model_->experts_streamed) {
     MOE_CHECK(opts_.mem_budget > 0,
               "the model was loaded to stream its experts: give the context a memory budget");
+    const ExpertCacheOptions co{.policy = opts_.cache_policy};
     cache_plan_ = plan_expert_cache(*model_, opts_.mem_budget,
                                     static_cast<int64_t>(kv_cache_bytes() + scratch_bytes()),
-                                    pool_.size());
-    expert_cache_ = std::make_unique<ExpertCache>(
-        model_, ExpertCacheOptions{.slots_per_layer = cache_plan_.slots_per_layer,
-                                   .policy = opts_.cache_policy,
-                                   .n_threads = pool_.size()});
+                                    co.io_threads);
+    ExpertCacheOptions o = co;
+    o.slots_per_layer = cache_plan_.slots_per_layer;
+    expert_cache_ = std::make_unique<ExpertCache>(model_, o);
   } else {
     MOE_CHECK(opts_.mem_budget == 0 || !c.is_moe(),
               "a memory budget needs a model loaded with LoadOptions::stream_experts");
@@ -337,7 +337,7 @@ void Context::expert_matmul(const LayerWeights& L, std::span<const int32_t> expe
 }
 
 void Context::expert_weights(int il, std::span<const int32_t> experts, ExpertMatrices* out) {
-  if (expert_cache_) return expert_cache_->acquire(il, experts, pool_, out);
+  if (expert_cache_) return expert_cache_->acquire(il, experts, out);
   const LayerWeights& L = model_->layers[il];
   auto ref = [](const Tensor& W, int32_t e) {
     return W.packed ? MatrixRef{W.packed_matrix(e), true} : MatrixRef{W.matrix(e), false};

@@ -137,7 +137,7 @@ LayerLayout layout(const Model& m, const LayerWeights& L) {
 }  // namespace
 
 ExpertCachePlan plan_expert_cache(const Model& m, int64_t budget, int64_t context_bytes,
-                                  int n_threads) {
+                                  int io_threads) {
   ExpertCachePlan p;
   p.budget = budget;
   p.resident = m.bytes_total - m.bytes_routed_experts;
@@ -151,7 +151,7 @@ ExpertCachePlan plan_expert_cache(const Model& m, int64_t budget, int64_t contex
     staging = std::max(staging, l.staging);
     ++moe_layers;
   }
-  p.staging = static_cast<int64_t>(staging) * std::max(1, n_threads);
+  p.staging = static_cast<int64_t>(staging) * std::max(1, io_threads);
   if (budget < p.min_budget())
     throw_error("memory budget {} is below the minimum {} for this model and context: resident "
                 "weights {} + KV cache and scratch {} + read buffers {} + one expert slot in each "
@@ -229,13 +229,13 @@ ExpertCache::ExpertCache(std::shared_ptr<const Model> model, const ExpertCacheOp
     L.base = slots_ + at;
     at += L.slot_bytes * static_cast<size_t>(slots_per_layer_);
   }
+  io_ = std::make_unique<ThreadPool>(std::max(1, o.io_threads));
   if (staging_stride_ > 0 && file_) {
-    staging_bytes_ = staging_stride_ * static_cast<size_t>(std::max(1, o.n_threads));
+    staging_bytes_ = staging_stride_ * static_cast<size_t>(io_->size());
     staging_ = static_cast<uint8_t*>(std::aligned_alloc(A, staging_bytes_));
     MOE_CHECK(staging_ != nullptr, "out of memory: expert read buffers of {}",
               mib(static_cast<int64_t>(staging_bytes_)));
   }
-  n_threads_ = std::max(1, o.n_threads);
 }
 
 ExpertCache::~ExpertCache() {
@@ -274,8 +274,7 @@ void ExpertCache::fill(const Source& s, int32_t e, uint8_t* region, int thread, 
   *bytes = static_cast<int64_t>(len);
 }
 
-void ExpertCache::acquire(int il, std::span<const int32_t> experts, ThreadPool& pool,
-                          ExpertMatrices* out) {
+void ExpertCache::acquire(int il, std::span<const int32_t> experts, ExpertMatrices* out) {
   Layer& L = layers_.at(il);
   MOE_CHECK(L.policy != nullptr, "expert cache: layer {} has no routed experts", il);
   const size_t n = experts.size();
@@ -283,8 +282,6 @@ void ExpertCache::acquire(int il, std::span<const int32_t> experts, ThreadPool& 
             "expert cache: {} experts asked at once, {} slots per layer", n, slots_per_layer_);
   slot_.resize(n);
   hit_.resize(n);
-  MOE_CHECK(pool.size() <= n_threads_, "expert cache: pool of {} threads, read buffers for {}",
-            pool.size(), n_threads_);
   L.policy->place(experts, slot_.data(), hit_.data());
   auto region = [&](size_t i, int k) {
     return L.base + static_cast<size_t>(slot_[i]) * L.slot_bytes + L.src[k].region_offset;
@@ -300,7 +297,7 @@ void ExpertCache::acquire(int il, std::span<const int32_t> experts, ThreadPool& 
   }
   if (!jobs_.empty()) {
     Timer t;
-    pool.parallel_for(static_cast<int64_t>(jobs_.size()), [&](int64_t j, int thread) {
+    io_->parallel_for(static_cast<int64_t>(jobs_.size()), [&](int64_t j, int thread) {
       Job& job = jobs_[j];
       fill(L.src[job.k], experts[job.i], region(job.i, job.k), thread, &job.bytes);
     });

@@ -91,13 +91,15 @@ void protect_streamed_experts(const Model& m);
 // Throws moe::Error stating the minimum when the budget cannot hold the resident
 // part plus one slot per MoE layer. Slots per layer are capped at n_expert.
 ExpertCachePlan plan_expert_cache(const Model& m, int64_t budget, int64_t context_bytes,
-                                  int n_threads);
+                                  int io_threads = 8);
 
 struct ExpertCacheOptions {
   int64_t slots_per_layer = 1;
   CachePolicy policy = CachePolicy::lfu_aged;
   bool direct_io = true;  // try O_DIRECT (falls back to buffered reads where refused)
-  int n_threads = 1;      // threads that fill slots (staging buffers)
+  // Threads of the cache's own I/O pool: each reads (blocking pread) and packs one
+  // matrix at a time, so this is also the depth of the disk queue.
+  int io_threads = 8;
 };
 
 class ExpertCache {
@@ -108,9 +110,9 @@ class ExpertCache {
   ExpertCache& operator=(const ExpertCache&) = delete;
 
   // Makes experts (distinct, at most slots_per_layer()) of MoE layer il resident,
-  // reading the missing ones in parallel on pool; out[i] views experts[i], valid
-  // until the next acquire() for this layer.
-  void acquire(int il, std::span<const int32_t> experts, ThreadPool& pool, ExpertMatrices* out);
+  // reading the missing ones in parallel on the I/O pool; out[i] views experts[i],
+  // valid until the next acquire() for this layer. Call from one thread.
+  void acquire(int il, std::span<const int32_t> experts, ExpertMatrices* out);
 
   int64_t slots_per_layer() const { return slots_per_layer_; }
   const ExpertCacheStats& stats() const { return stats_; }
@@ -138,7 +140,7 @@ class ExpertCache {
   size_t slots_bytes_ = 0;
   uint8_t* staging_ = nullptr;  // [n_threads][staging_stride_]
   size_t staging_bytes_ = 0, staging_stride_ = 0;
-  int n_threads_ = 1;
+  std::unique_ptr<ThreadPool> io_;
   ExpertCacheStats stats_;
   // acquire() scratch
   std::vector<int32_t> slot_;
