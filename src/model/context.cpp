@@ -400,8 +400,10 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   timer.emplace(slot(times_.experts));
   const size_t n_active = disp_.active.size();
   const size_t chunk = expert_cache_ ? static_cast<size_t>(expert_cache_->slots_per_layer()) : n_active;
+  active_order_.assign(disp_.active.begin(), disp_.active.end());
+  if (expert_cache_ && chunk < n_active) expert_cache_->resident_first(il, active_order_);
   for (size_t i = 0; i < n_active; i += chunk) {
-    const std::span<const int32_t> part(disp_.active.data() + i, std::min(chunk, n_active - i));
+    const std::span<const int32_t> part(active_order_.data() + i, std::min(chunk, n_active - i));
     expert_weights(il, part, expert_w_.data());
     expert_matmul(L, part, expert_w_.data());
   }

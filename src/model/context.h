@@ -185,6 +185,7 @@ class Context {
   std::vector<uint8_t> ea_q_;        // quantized SwiGLU output [n_slots, qrow(n_ff_exp)]
   std::vector<float> eo_;            // [n_slots, n_embd]
   std::vector<ExpertMatrices> expert_w_;  // [n_expert] weights of the experts being computed
+  std::vector<int32_t> active_order_;     // active experts in the order they are computed
   std::unique_ptr<ExpertCache> expert_cache_;
   ExpertCachePlan cache_plan_;
 

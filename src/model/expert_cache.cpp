@@ -274,6 +274,13 @@ void ExpertCache::fill(const Source& s, int32_t e, uint8_t* region, int thread, 
   *bytes = static_cast<int64_t>(len);
 }
 
+void ExpertCache::resident_first(int il, std::span<int32_t> experts) const {
+  const Layer& L = layers_.at(il);
+  if (!L.policy) return;
+  std::stable_partition(experts.begin(), experts.end(),
+                        [&](int32_t e) { return L.policy->slot_of(e) >= 0; });
+}
+
 void ExpertCache::acquire(int il, std::span<const int32_t> experts, ExpertMatrices* out) {
   Layer& L = layers_.at(il);
   MOE_CHECK(L.policy != nullptr, "expert cache: layer {} has no routed experts", il);

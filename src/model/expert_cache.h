@@ -114,6 +114,11 @@ class ExpertCache {
   // valid until the next acquire() for this layer. Call from one thread.
   void acquire(int il, std::span<const int32_t> experts, ExpertMatrices* out);
 
+  // Reorders experts of layer il so that those already in a slot come first: a
+  // batch that needs more experts than there are slots then uses the resident
+  // ones before later chunks evict them.
+  void resident_first(int il, std::span<int32_t> experts) const;
+
   int64_t slots_per_layer() const { return slots_per_layer_; }
   const ExpertCacheStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }

@@ -53,6 +53,7 @@ struct BenchOptions {
   int64_t bw_mib = 512;  // per array
   std::string kv_type = "f32";
   std::string mem;  // --mem: stream the routed experts through an expert cache
+  std::string policy = "lfu";  // --cache-policy
 };
 
 double median(std::vector<double> v) {
@@ -294,7 +295,8 @@ void bench(const BenchOptions& o) {
                       .n_batch = std::max(o.seqs, o.n_prompt),
                       .n_threads = o.threads,
                       .kv_f16 = o.kv_type == "f16",
-                      .mem_budget = mem});
+                      .mem_budget = mem,
+                      .cache_policy = o.policy == "lru" ? CachePolicy::lru : CachePolicy::lfu_aged});
   const int nt = ctx.pool().size();
   ExpertCache* cache = ctx.expert_cache();
   CacheTotals cache_pp, cache_tg;
@@ -389,6 +391,25 @@ void bench(const BenchOptions& o) {
   bw.read = std::max(bw.read, bw0.read);
   const double roof = bw.copy > 0 ? tg * active / bw.copy : 0.0;
   const double roof_read = bw.read > 0 ? tg * active / bw.read : 0.0;
+  // Routing skew as measured: per MoE layer, the share of routed tokens that went
+  // to the most popular eighth of the experts (uniform routing: about 1/8), averaged.
+  double top_eighth = 0;
+  {
+    int64_t layers = 0;
+    for (const auto& load : ctx.expert_load()) {
+      std::vector<int64_t> v(load);
+      std::sort(v.rbegin(), v.rend());
+      int64_t all = 0, top = 0;
+      for (size_t i = 0; i < v.size(); ++i) {
+        all += v[i];
+        if (i < std::max<size_t>(1, v.size() / 8)) top += v[i];
+      }
+      if (all == 0) continue;
+      top_eighth += double(top) / double(all);
+      ++layers;
+    }
+    if (layers > 0) top_eighth /= double(layers);
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   const int64_t peak_rss = static_cast<int64_t>(ru.ru_maxrss) * 1024;
@@ -443,6 +464,7 @@ void bench(const BenchOptions& o) {
     j["tg_paired_roofline_fraction"] = paired;
     j["peak_rss_bytes"] = peak_rss;
     j["load_s"] = load_s;
+    if (c.is_moe()) j["routing_top_eighth_share"] = top_eighth;
     if (cache) {
       const ExpertCachePlan& p = ctx.cache_plan();
       j["mem_budget_bytes"] = p.budget;
@@ -450,6 +472,7 @@ void bench(const BenchOptions& o) {
       j["expert_cache_bytes"] = cache->allocated_bytes();
       j["expert_slots_per_layer"] = cache->slots_per_layer();
       j["direct_io"] = cache->direct_io();
+      j["cache_policy"] = o.policy;
       if (o.n_prompt > 0) j["cache_pp"] = cache_pp.json();
       if (o.n_gen > 0) j["cache_tg"] = cache_tg.json();
       // Top-level keys for the decode phase (what --mem is mostly about).
@@ -488,6 +511,9 @@ void bench(const BenchOptions& o) {
     fmt::print("tg paired    {:.1f}% of the copy bandwidth measured around each repetition (median; GB/s:{})\n",
                100 * paired, samples(tg_bw, 1e-9));
   fmt::print("peak RSS     {:.1f} MB\n", peak_rss / 1e6);
+  if (c.is_moe())
+    fmt::print("routing      the most popular eighth of the experts took {:.1f}% of the routed tokens "
+               "(layer mean; uniform: 12.5%)\n", 100 * top_eighth);
   if (cache) {
     const ExpertCachePlan& p = ctx.cache_plan();
     fmt::print("expert cache budget {:.1f} MiB: resident weights {:.1f} MiB, KV cache + scratch {:.1f} MiB, "
@@ -546,6 +572,10 @@ void register_bench(CLI::App& app) {
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
   add_mem_option(cmd, o->mem);
+  cmd->add_option("--cache-policy", o->policy,
+                  "With --mem: expert cache eviction, lfu (LFU with ageing) or lru (the baseline)")
+      ->check(CLI::IsMember({"lfu", "lru"}))
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->add_flag("--profile", o->profile, "Add the time per stage");
   cmd->callback([o] {

@@ -254,7 +254,7 @@ int64_t status_kib(const char* key) {
 
 // Peak resident memory of a streamed run stays within the budget plus a stated
 // overhead (code pages first executed, huge-page rounding of the packed weights
-// and of the slots, allocator and thread bookkeeping: measured 3.3 MiB), on a
+// and of the slots, the I/O threads, allocator bookkeeping: measured 3.5 MiB), on a
 // model 4.5x the budget; the model's mapping holds no more than its resident
 // (non-expert) bytes, so the routed experts' pages were never mapped in.
 TEST(Stream, PeakRssStaysWithinBudget) {
@@ -325,11 +325,12 @@ TEST(Stream, PeakRssStaysWithinBudget) {
     allocated = ctx.expert_cache()->allocated_bytes();
     cache_limit = budget - p.resident - p.context;
     rss_file = status_kib("RssFile") * 1024 - base_file;
+    std::printf("[stream] RSS growth at the end of the run %.1f MiB (anon %.1f MiB)\n", (status_kib("VmRSS") * 1024 - base) / 1048576.0, status_kib("RssAnon") / 1024.0);
     mapped = map_rss();
     resident = p.resident;
   }
   const int64_t peak = status_kib("VmHWM") * 1024 - base;
-  constexpr int64_t kOverhead = int64_t{6} << 20;
+  constexpr int64_t kOverhead = int64_t{8} << 20;
   std::printf("[stream] model %.1f MiB, budget %.1f MiB, cache allocated %.1f MiB (limit %.1f), "
               "peak RSS growth %.1f MiB (file-backed %.1f MiB, of it the model's mapping %.2f MiB), "
               "stated overhead %.0f MiB\n",
