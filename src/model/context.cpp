@@ -102,6 +102,11 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
     ExpertCacheOptions o = co;
     o.slots_per_layer = cache_plan_.slots_per_layer;
     expert_cache_ = std::make_unique<ExpertCache>(model_, o);
+    if (opts_.prefetch) {
+      pf_sel_.resize(sel_.size());
+      pf_w_.resize(sel_w_.size());
+      pf_votes_.resize(c.n_expert);
+    }
   } else {
     MOE_CHECK(opts_.mem_budget == 0 || !c.is_moe(),
               "a memory budget needs a model loaded with LoadOptions::stream_experts");
@@ -336,6 +341,33 @@ void Context::expert_matmul(const LayerWeights& L, std::span<const int32_t> expe
         ops::axpy(1.0f, L.down_exps_b.f32() + e * E, eo_.data() + s * E, E);
 }
 
+// Layer il+1's router applied to layer il's FFN input x [T, n_embd]: the experts
+// it picks, most votes first, are handed to the cache's I/O thread, which reads
+// them while layer il computes. Uses router_ (layer il's routing is done).
+void Context::prefetch_next_layer(int il, const float* x, int64_t T) {
+  const ModelConfig& c = model_->cfg;
+  const int next = il + 1;
+  if (next >= c.n_layer || !c.layer_is_moe(next)) return;
+  const LayerWeights& N = model_->layers[next];
+  const int64_t K = c.n_expert_used;
+  linear(N.gate_inp, x, T, router_.data());
+  if (N.gate_inp_b.present())
+    for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, N.gate_inp_b.f32(), router_.data() + t * c.n_expert, c.n_expert);
+  const RouteParams rp{.n_expert = c.n_expert, .top_k = K, .gating = c.gating, .norm_topk = c.norm_topk,
+                       .scale = c.routed_scale,
+                       .selection_bias = N.exp_probs_b.present() ? N.exp_probs_b.f32() : nullptr,
+                       .n_group = c.n_group, .n_group_used = c.n_group_used};
+  route(router_.data(), T, rp, pf_sel_.data(), pf_w_.data());
+  std::fill(pf_votes_.begin(), pf_votes_.end(), 0);
+  for (int64_t i = 0; i < T * K; ++i) pf_votes_[pf_sel_[i]]++;
+  pf_order_.clear();
+  for (int32_t e = 0; e < c.n_expert; ++e)
+    if (pf_votes_[e] > 0) pf_order_.push_back(e);
+  std::stable_sort(pf_order_.begin(), pf_order_.end(),
+                   [&](int32_t a, int32_t b) { return pf_votes_[a] > pf_votes_[b]; });
+  expert_cache_->prefetch(next, pf_order_);
+}
+
 void Context::expert_weights(int il, std::span<const int32_t> experts, ExpertMatrices* out) {
   if (expert_cache_) return expert_cache_->acquire(il, experts, out);
   const LayerWeights& L = model_->layers[il];
@@ -405,6 +437,7 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   for (size_t i = 0; i < n_active; i += chunk) {
     const std::span<const int32_t> part(active_order_.data() + i, std::min(chunk, n_active - i));
     expert_weights(il, part, expert_w_.data());
+    if (i == 0 && expert_cache_ && opts_.prefetch) prefetch_next_layer(il, x, T);
     expert_matmul(L, part, expert_w_.data());
   }
   timer.emplace(slot(times_.combine));

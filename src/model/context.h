@@ -28,6 +28,12 @@ struct ContextOptions {
   // fit in it; the rest of the budget becomes expert slots. 0 for a resident model.
   int64_t mem_budget = 0;
   CachePolicy cache_policy = CachePolicy::lfu_aged;
+  // With a budget: while layer l's experts compute, read the experts that layer
+  // l+1's router picks for layer l's input (the residual stream changes little
+  // between layers) on the cache's I/O thread. Off by default: on a 64-expert
+  // synthesized model it predicted 56% of the next layer's experts but added
+  // ~35% disk traffic for a hit-rate gain under 1 point (docs/STREAMING.md).
+  bool prefetch = false;
 };
 
 // Wall time per stage of the forward pass, accumulated while profiling is on
@@ -186,6 +192,11 @@ class Context {
   std::vector<float> eo_;            // [n_slots, n_embd]
   std::vector<ExpertMatrices> expert_w_;  // [n_expert] weights of the experts being computed
   std::vector<int32_t> active_order_;     // active experts in the order they are computed
+  // Prefetch: layer l+1's routing of layer l's input, [n_batch, top_k] and votes [n_expert].
+  std::vector<int32_t> pf_sel_, pf_order_;
+  std::vector<float> pf_w_;
+  std::vector<int64_t> pf_votes_;
+  void prefetch_next_layer(int il, const float* x, int64_t T);
   std::unique_ptr<ExpertCache> expert_cache_;
   ExpertCachePlan cache_plan_;
 

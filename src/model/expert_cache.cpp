@@ -41,10 +41,11 @@ SlotPolicy::SlotPolicy(int64_t n_expert, int64_t n_slots, CachePolicy kind, int6
             n_expert);
 }
 
-void SlotPolicy::place(std::span<const int32_t> experts, int32_t* slot, uint8_t* hit) {
+void SlotPolicy::place(std::span<const int32_t> experts, int32_t* slot, uint8_t* hit, bool count) {
   MOE_DASSERT(static_cast<int64_t>(experts.size()) <= n_slots());
   ++tick_;
   for (int32_t e : experts) {
+    if (!count) break;
     freq_[e] += 1.0f;
     last_[e] = tick_;
     if (++since_ageing_ >= age_period_) {  // ageing: halve every count
@@ -89,6 +90,40 @@ void SlotPolicy::place(std::span<const int32_t> experts, int32_t* slot, uint8_t*
   }
 }
 
+void SlotPolicy::place_guess(std::span<const int32_t> experts, int32_t* slot, uint8_t* hit) {
+  std::fill(pinned_.begin(), pinned_.end(), 0);
+  for (size_t i = 0; i < experts.size(); ++i) {
+    slot[i] = expert_slot_[experts[i]];
+    hit[i] = slot[i] >= 0 ? 1 : 0;
+    if (hit[i]) pinned_[slot[i]] = 1;
+  }
+  for (size_t i = 0; i < experts.size(); ++i) {
+    if (hit[i]) continue;
+    int32_t best = -1;
+    for (int32_t s = 0; s < n_slots(); ++s) {
+      if (pinned_[s]) continue;
+      const int32_t e = slot_expert_[s];
+      if (e < 0) {
+        best = s;
+        break;
+      }
+      if (best < 0 || freq_[e] < freq_[slot_expert_[best]] ||
+          (freq_[e] == freq_[slot_expert_[best]] && last_[e] < last_[slot_expert_[best]]))
+        best = s;
+    }
+    const int32_t v = best >= 0 ? slot_expert_[best] : -1;
+    if (best < 0 || (v >= 0 && freq_[v] > freq_[experts[i]])) {
+      slot[i] = -1;
+      continue;
+    }
+    if (v >= 0) expert_slot_[v] = -1;
+    slot_expert_[best] = experts[i];
+    expert_slot_[experts[i]] = best;
+    pinned_[best] = 1;
+    slot[i] = best;
+  }
+}
+
 // ---- layout ---------------------------------------------------------------------------
 
 struct ExpertCache::Source {
@@ -101,6 +136,8 @@ struct ExpertCache::Source {
 
 struct ExpertCache::Layer {
   Source src[3];  // gate, up, down
+  std::vector<uint8_t> predicted;  // [n_expert] in the last prefetch of this layer
+  bool has_prediction = false;
   size_t slot_bytes = 0;
   uint8_t* base = nullptr;  // slot s at base + s * slot_bytes
   std::unique_ptr<SlotPolicy> policy;
@@ -183,7 +220,7 @@ void protect_streamed_experts(const Model& m) {
 // ---- the cache ------------------------------------------------------------------------
 
 ExpertCache::ExpertCache(std::shared_ptr<const Model> model, const ExpertCacheOptions& o)
-    : model_(std::move(model)), slots_per_layer_(o.slots_per_layer) {
+    : model_(std::move(model)), slots_per_layer_(o.slots_per_layer), policy_kind_(o.policy) {
   const Model& m = *model_;
   const ModelConfig& c = m.cfg;
   MOE_CHECK(c.is_moe(), "expert cache: {} has no routed experts", m.file ? m.file->path() : "model");
@@ -213,6 +250,7 @@ ExpertCache::ExpertCache(std::shared_ptr<const Model> model, const ExpertCacheOp
     }
     L.slot_bytes = l.slot_bytes;
     L.policy = std::make_unique<SlotPolicy>(c.n_expert, slots_per_layer_, o.policy);
+    L.predicted.assign(c.n_expert, 0);
     staging_stride_ = std::max(staging_stride_, l.staging);
     total += l.slot_bytes * static_cast<size_t>(slots_per_layer_);
   }
@@ -230,15 +268,80 @@ ExpertCache::ExpertCache(std::shared_ptr<const Model> model, const ExpertCacheOp
     at += L.slot_bytes * static_cast<size_t>(slots_per_layer_);
   }
   io_ = std::make_unique<ThreadPool>(std::max(1, o.io_threads));
+  pending_.assign(c.n_layer, 0);
   if (staging_stride_ > 0 && file_) {
     staging_bytes_ = staging_stride_ * static_cast<size_t>(io_->size());
     staging_ = static_cast<uint8_t*>(std::aligned_alloc(A, staging_bytes_));
     MOE_CHECK(staging_ != nullptr, "out of memory: expert read buffers of {}",
               mib(static_cast<int64_t>(staging_bytes_)));
   }
+  io_thread_ = std::thread([this] { io_loop(); });
+}
+
+// The I/O thread: runs queued batches of reads on the I/O pool, in order.
+void ExpertCache::io_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    queued_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;
+    auto [il, jobs] = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    std::exception_ptr err;
+    std::mutex err_mu;
+    Timer t;
+    io_->parallel_for(static_cast<int64_t>(jobs.size()), [&](int64_t j, int thread) {
+      Job& job = jobs[j];
+      try {
+        fill(*job.src, job.expert, job.region, thread, &job.bytes);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(err_mu);
+        if (!err) err = std::current_exception();
+      }
+    });
+    const double secs = t.seconds();
+    lock.lock();
+    stats_.read_seconds += secs;
+    for (const Job& job : jobs) stats_.bytes_read += job.bytes;
+    stats_.reads += static_cast<int64_t>(jobs.size());
+    if (err && !error_) error_ = err;
+    --pending_[il];
+    done_.notify_all();
+  }
+}
+
+void ExpertCache::submit(int il, std::vector<Job> jobs) {
+  if (jobs.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++pending_[il];
+    queue_.emplace_back(il, std::move(jobs));
+  }
+  queued_.notify_one();
+}
+
+void ExpertCache::wait_layer(int il) {
+  std::unique_lock<std::mutex> lock(mu_);
+  done_.wait(lock, [&] { return pending_[il] == 0; });
+  if (error_) {
+    // The slots of a failed read hold garbage: forget what every layer holds.
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    lock.unlock();
+    for (Layer& L : layers_)
+      if (L.policy) L.policy = std::make_unique<SlotPolicy>(model_->cfg.n_expert, slots_per_layer_,
+                                                           policy_kind_);
+    std::rethrow_exception(e);
+  }
 }
 
 ExpertCache::~ExpertCache() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  queued_.notify_all();
+  if (io_thread_.joinable()) io_thread_.join();
   std::free(slots_);
   std::free(staging_);
 }
@@ -287,36 +390,74 @@ void ExpertCache::acquire(int il, std::span<const int32_t> experts, ExpertMatric
   const size_t n = experts.size();
   MOE_CHECK(static_cast<int64_t>(n) <= slots_per_layer_,
             "expert cache: {} experts asked at once, {} slots per layer", n, slots_per_layer_);
+  Timer t;
+  wait_layer(il);  // a prefetch into this layer's slots lands before they are reassigned
   slot_.resize(n);
   hit_.resize(n);
   L.policy->place(experts, slot_.data(), hit_.data());
   auto region = [&](size_t i, int k) {
     return L.base + static_cast<size_t>(slot_[i]) * L.slot_bytes + L.src[k].region_offset;
   };
-  jobs_.clear();
+  std::vector<Job> jobs;
+  int64_t hits = 0, predicted = 0;
   for (size_t i = 0; i < n; ++i) {
+    predicted += L.predicted[experts[i]];
+    L.predicted[experts[i]] = 0;
     if (hit_[i]) {
-      ++stats_.hits;
+      ++hits;
       continue;
     }
-    ++stats_.misses;
-    for (int k = 0; k < 3; ++k) jobs_.push_back({static_cast<int32_t>(i), k, 0});
+    for (int k = 0; k < 3; ++k) jobs.push_back({&L.src[k], experts[i], region(i, k), 0});
   }
-  if (!jobs_.empty()) {
-    Timer t;
-    io_->parallel_for(static_cast<int64_t>(jobs_.size()), [&](int64_t j, int thread) {
-      Job& job = jobs_[j];
-      fill(L.src[job.k], experts[job.i], region(job.i, job.k), thread, &job.bytes);
-    });
-    stats_.read_seconds += t.seconds();
-    for (const Job& job : jobs_) stats_.bytes_read += job.bytes;
-    stats_.reads += static_cast<int64_t>(jobs_.size());
+  const bool miss = !jobs.empty();
+  submit(il, std::move(jobs));
+  if (miss) wait_layer(il);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.hits += hits;
+    stats_.misses += static_cast<int64_t>(n) - hits;
+    if (L.has_prediction) {
+      stats_.predicted_accesses += static_cast<int64_t>(n);
+      stats_.predicted_hits += predicted;
+    }
+    stats_.stall_seconds += t.seconds();
   }
   for (size_t i = 0; i < n; ++i) {
     out[i].gate = view(L.src[0], experts[i], region(i, 0));
     out[i].up = view(L.src[1], experts[i], region(i, 1));
     out[i].down = view(L.src[2], experts[i], region(i, 2));
   }
+}
+
+void ExpertCache::prefetch(int il, std::span<const int32_t> experts) {
+  if (il < 0 || il >= static_cast<int>(layers_.size())) return;
+  Layer& L = layers_[il];
+  if (!L.policy) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_[il] > 0) return;  // the previous prefetch of this layer is still running
+  }
+  const size_t n = std::min(experts.size(), static_cast<size_t>(slots_per_layer_));
+  std::fill(L.predicted.begin(), L.predicted.end(), 0);
+  for (size_t i = 0; i < n; ++i) L.predicted[experts[i]] = 1;
+  L.has_prediction = true;
+  slot_.resize(n);
+  hit_.resize(n);
+  L.policy->place_guess(experts.first(n), slot_.data(), hit_.data());
+  std::vector<Job> jobs;
+  int64_t fetched = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (hit_[i] || slot_[i] < 0) continue;
+    ++fetched;
+    for (int k = 0; k < 3; ++k)
+      jobs.push_back({&L.src[k], experts[i],
+                      L.base + static_cast<size_t>(slot_[i]) * L.slot_bytes + L.src[k].region_offset, 0});
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.prefetched += fetched;
+  }
+  submit(il, std::move(jobs));
 }
 
 }  // namespace moe

@@ -11,9 +11,14 @@
 // routed experts are never touched (reads go through base/direct_file.h);
 // memory is allocated once, at construction (slots + per-thread staging).
 #pragma once
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <span>
+#include <thread>
 #include <vector>
 
 #include "base/direct_file.h"
@@ -44,9 +49,14 @@ class SlotPolicy {
   // age_period <= 0: 4 * n_expert accesses.
   SlotPolicy(int64_t n_expert, int64_t n_slots, CachePolicy kind, int64_t age_period = 0);
   // One step's experts of this layer (distinct, at most n_slots): counts the
-  // accesses and gives each a slot; hit[i] tells whether slot[i] already holds
-  // experts[i]. Slots of the step's experts are never evicted for each other.
-  void place(std::span<const int32_t> experts, int32_t* slot, uint8_t* hit);
+  // accesses (unless count is false: a prefetch) and gives each a slot; hit[i]
+  // tells whether slot[i] already holds experts[i]. Slots of the step's experts
+  // are never evicted for each other.
+  void place(std::span<const int32_t> experts, int32_t* slot, uint8_t* hit, bool count = true);
+  // For a prefetch: gives each predicted expert a slot only if it is resident
+  // already or the victim's aged count is no higher than its own (a guess must
+  // not evict a hotter expert); slot[i] = -1 where refused. Counts nothing.
+  void place_guess(std::span<const int32_t> experts, int32_t* slot, uint8_t* hit);
   int32_t slot_of(int32_t e) const { return expert_slot_[e]; }
   int64_t n_slots() const { return static_cast<int64_t>(slot_expert_.size()); }
 
@@ -64,8 +74,16 @@ struct ExpertCacheStats {
   int64_t hits = 0, misses = 0;  // expert accesses (one per expert per layer per batch)
   int64_t bytes_read = 0;        // bytes read from the file (aligned ranges)
   int64_t reads = 0;             // matrices read
-  double read_seconds = 0;       // wall time of the fills (reads + packing)
+  double read_seconds = 0;       // wall time the I/O pool was busy (reads + packing)
+  double stall_seconds = 0;      // wall time acquire() waited for reads
+  int64_t prefetched = 0;        // experts read ahead of need
+  // Prefetch accuracy: accesses of layers with a prediction, and how many of
+  // those experts were predicted.
+  int64_t predicted_accesses = 0, predicted_hits = 0;
   double hit_rate() const { return hits + misses > 0 ? double(hits) / double(hits + misses) : 0.0; }
+  double prediction_accuracy() const {
+    return predicted_accesses > 0 ? double(predicted_hits) / double(predicted_accesses) : 0.0;
+  }
 };
 
 // How a memory budget splits (bytes). budget >= min_budget() is required.
@@ -113,6 +131,10 @@ class ExpertCache {
   // reading the missing ones in parallel on the I/O pool; out[i] views experts[i],
   // valid until the next acquire() for this layer. Call from one thread.
   void acquire(int il, std::span<const int32_t> experts, ExpertMatrices* out);
+  // Starts reading the first slots_per_layer() of experts (most likely first) of
+  // layer il in the background and returns; acquire(il) waits for them. Not
+  // counted as accesses. Same thread as acquire().
+  void prefetch(int il, std::span<const int32_t> experts);
 
   // Reorders experts of layer il so that those already in a slot come first: a
   // batch that needs more experts than there are slots then uses the resident
@@ -120,8 +142,14 @@ class ExpertCache {
   void resident_first(int il, std::span<int32_t> experts) const;
 
   int64_t slots_per_layer() const { return slots_per_layer_; }
-  const ExpertCacheStats& stats() const { return stats_; }
-  void reset_stats() { stats_ = {}; }
+  ExpertCacheStats stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+  void reset_stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_ = {};
+  }
   int64_t allocated_bytes() const { return static_cast<int64_t>(slots_bytes_ + staging_bytes_); }
   // O_DIRECT in use (false: buffered reads, or an in-memory file).
   bool direct_io() const { return file_ && file_->direct(); }
@@ -130,27 +158,41 @@ class ExpertCache {
   struct Source;  // where one expert matrix of a layer comes from and goes to
   struct Layer;
   struct Job {
-    int32_t i;      // index into the acquired experts
-    int k;          // 0 gate, 1 up, 2 down
-    int64_t bytes;  // read from the file
+    const Source* src;
+    int32_t expert;
+    uint8_t* region;  // in the slot
+    int64_t bytes;    // read from the file
   };
   void fill(const Source& s, int32_t expert, uint8_t* slot_region, int thread, int64_t* bytes);
   MatrixRef view(const Source& s, int32_t expert, const uint8_t* slot_region) const;
+  // Queues reads for layer il on the I/O thread; wait_layer(il) returns when all
+  // of that layer's queued reads are done (rethrowing a read error).
+  void submit(int il, std::vector<Job> jobs);
+  void wait_layer(int il);
+  void io_loop();
 
   std::shared_ptr<const Model> model_;
   int64_t slots_per_layer_ = 0;
+  CachePolicy policy_kind_ = CachePolicy::lfu_aged;
   std::unique_ptr<DirectFile> file_;  // null when the model's file is not on disk
   std::vector<Layer> layers_;         // [n_layer]; empty for dense layers
   uint8_t* slots_ = nullptr;
   size_t slots_bytes_ = 0;
   uint8_t* staging_ = nullptr;  // [n_threads][staging_stride_]
   size_t staging_bytes_ = 0, staging_stride_ = 0;
-  std::unique_ptr<ThreadPool> io_;
+  std::unique_ptr<ThreadPool> io_;  // used by the I/O thread only
+  // The I/O thread and its queue; mu_ also guards stats_ and pending_.
+  mutable std::mutex mu_;
+  std::condition_variable queued_, done_;
+  std::deque<std::pair<int, std::vector<Job>>> queue_;
+  std::vector<int> pending_;  // [n_layer] queued or running batches
+  std::exception_ptr error_;
+  bool stop_ = false;
   ExpertCacheStats stats_;
+  std::thread io_thread_;
   // acquire() scratch
   std::vector<int32_t> slot_;
   std::vector<uint8_t> hit_;
-  std::vector<Job> jobs_;
 };
 
 }  // namespace moe

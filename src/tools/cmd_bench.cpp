@@ -54,6 +54,7 @@ struct BenchOptions {
   std::string kv_type = "f32";
   std::string mem;  // --mem: stream the routed experts through an expert cache
   std::string policy = "lfu";  // --cache-policy
+  bool prefetch = false;
 };
 
 double median(std::vector<double> v) {
@@ -256,9 +257,13 @@ std::vector<std::pair<const char*, double>> forward_stages(const StageTimes& t) 
 
 // Expert cache counters over one phase (pp or tg), summed over repetitions.
 struct CacheTotals {
-  int64_t hits = 0, misses = 0, bytes = 0, tokens = 0;
-  double seconds = 0, wall = 0;
+  int64_t hits = 0, misses = 0, bytes = 0, tokens = 0, prefetched = 0, pred_acc = 0, pred_hits = 0;
+  double seconds = 0, wall = 0, stall = 0;
   void add(const ExpertCacheStats& s, int64_t n_tokens, double wall_s) {
+    prefetched += s.prefetched;
+    pred_acc += s.predicted_accesses;
+    pred_hits += s.predicted_hits;
+    stall += s.stall_seconds;
     hits += s.hits;
     misses += s.misses;
     bytes += s.bytes_read;
@@ -270,10 +275,13 @@ struct CacheTotals {
   double bytes_per_token() const { return tokens > 0 ? double(bytes) / double(tokens) : 0.0; }
   double disk_bw() const { return seconds > 0 ? double(bytes) / seconds : 0.0; }
   double read_share() const { return wall > 0 ? seconds / wall : 0.0; }
+  double stall_share() const { return wall > 0 ? stall / wall : 0.0; }
+  double accuracy() const { return pred_acc > 0 ? double(pred_hits) / double(pred_acc) : 0.0; }
   nlohmann::json json() const {
     return {{"hit_rate", hit_rate()}, {"hits", hits}, {"misses", misses},
             {"bytes_read_per_token", bytes_per_token()}, {"disk_read_bytes_per_s", disk_bw()},
-            {"read_time_fraction", read_share()}};
+            {"read_time_fraction", read_share()}, {"stall_time_fraction", stall_share()},
+            {"prefetched_experts", prefetched}, {"prefetch_accuracy", accuracy()}};
   }
 };
 
@@ -296,7 +304,8 @@ void bench(const BenchOptions& o) {
                       .n_threads = o.threads,
                       .kv_f16 = o.kv_type == "f16",
                       .mem_budget = mem,
-                      .cache_policy = o.policy == "lru" ? CachePolicy::lru : CachePolicy::lfu_aged});
+                      .cache_policy = o.policy == "lru" ? CachePolicy::lru : CachePolicy::lfu_aged,
+                      .prefetch = o.prefetch});
   const int nt = ctx.pool().size();
   ExpertCache* cache = ctx.expert_cache();
   CacheTotals cache_pp, cache_tg;
@@ -478,6 +487,8 @@ void bench(const BenchOptions& o) {
       // Top-level keys for the decode phase (what --mem is mostly about).
       const CacheTotals& main = o.n_gen > 0 ? cache_tg : cache_pp;
       j["hit_rate"] = main.hit_rate();
+      j["prefetch"] = o.prefetch;
+      j["prefetch_accuracy"] = main.accuracy();
       j["bytes_read_per_token"] = main.bytes_per_token();
       j["disk_read_bytes_per_s"] = main.disk_bw();
     }
@@ -523,9 +534,11 @@ void bench(const BenchOptions& o) {
                cache->direct_io() ? "O_DIRECT" : "buffered");
     auto line = [](const char* what, const CacheTotals& t) {
       fmt::print("cache {}     hit rate {:.1f}% ({} hits, {} misses), {:.2f} MB read from disk per token, "
-                 "disk {:.2f} GB/s, reading {:.0f}% of the time\n",
+                 "disk {:.2f} GB/s, I/O busy {:.0f}% / compute waiting {:.0f}% of the time, "
+                 "{} experts prefetched, prediction accuracy {:.1f}%\n",
                  what, 100 * t.hit_rate(), t.hits, t.misses, t.bytes_per_token() / 1e6,
-                 t.disk_bw() / 1e9, 100 * t.read_share());
+                 t.disk_bw() / 1e9, 100 * t.read_share(), 100 * t.stall_share(), t.prefetched,
+                 100 * t.accuracy());
     };
     if (o.n_prompt > 0) line("pp", cache_pp);
     if (o.n_gen > 0) line("tg", cache_tg);
@@ -576,6 +589,9 @@ void register_bench(CLI::App& app) {
                   "With --mem: expert cache eviction, lfu (LFU with ageing) or lru (the baseline)")
       ->check(CLI::IsMember({"lfu", "lru"}))
       ->capture_default_str();
+  cmd->add_flag("--prefetch", o->prefetch,
+                "With --mem: read the experts layer l+1's router picks for layer l's input "
+                "ahead of need, on the cache's I/O thread");
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->add_flag("--profile", o->profile, "Add the time per stage");
   cmd->callback([o] {

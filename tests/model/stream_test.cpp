@@ -3,7 +3,7 @@
 // bit-identical to the fully resident run, on every fixture model in
 // ../shared/fixtures (every architecture and weight type there; a missing
 // fixtures folder fails under CI=true) and on synthesized models (packed and
-// unpacked slots, prefill and decode); the sparsity proof holds when streaming
+// unpacked slots, prefill and decode, with and without the prefetcher); the sparsity proof holds when streaming
 // (NaN written on disk over the experts the router did not pick changes
 // nothing); peak resident memory stays within the budget plus a stated overhead;
 // the LFU-with-ageing policy beats LRU on a skewed trace.
@@ -40,9 +40,9 @@ bool in_ci() {
 
 // Logits of every position: `prefill` tokens in one batch, then one token at a time.
 std::vector<float> run(const std::shared_ptr<const Model>& m, const std::vector<int32_t>& tokens,
-                       int64_t prefill, int64_t budget, int64_t* slots = nullptr) {
+                       int64_t prefill, int64_t budget, int64_t* slots = nullptr, bool prefetch = false) {
   Context ctx(m, {.n_ctx = static_cast<int64_t>(tokens.size()), .n_batch = 512, .n_threads = 2,
-                  .mem_budget = budget});
+                  .mem_budget = budget, .prefetch = prefetch});
   if (slots) *slots = ctx.expert_cache() ? ctx.expert_cache()->slots_per_layer() : 0;
   std::vector<float> all, part;
   const int64_t n = static_cast<int64_t>(tokens.size());
@@ -88,17 +88,19 @@ std::string expect_bit_identical(const std::string& path, const std::vector<int3
   for (int64_t prefill : {n, std::min<int64_t>(n, 4)}) {
     const std::vector<float> want = run(resident, tokens, prefill, 0);
     EXPECT_TRUE(all_finite(want)) << path;
-    for (int64_t slots : {int64_t{1}, std::max<int64_t>(1, X / 2)}) {
+    for (int64_t slots : {int64_t{1}, std::max<int64_t>(1, X / 2), -std::max<int64_t>(1, X / 2)}) {
+      const bool prefetch = slots < 0;  // the medium budget again, with the prefetcher
+      slots = std::abs(slots);
       int64_t got_slots = 0;
       const int64_t budget = p.min_budget() + (slots - 1) * p.slot_bytes;
-      const std::vector<float> got = run(streamed, tokens, prefill, budget, &got_slots);
+      const std::vector<float> got = run(streamed, tokens, prefill, budget, &got_slots, prefetch);
       EXPECT_EQ(got_slots, slots) << path;
       EXPECT_EQ(got.size(), want.size()) << path;
       if (got.size() != want.size()) continue;
       EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)))
           << path << ": streamed logits differ from the resident run (" << slots
           << " slots per layer, prefill " << prefill << " of " << n << " tokens, pack " << pack << ")";
-      log += fmt::format(" slots={} prefill={}", slots, prefill);
+      log += fmt::format(" slots={}{} prefill={}", slots, prefetch ? "+prefetch" : "", prefill);
     }
   }
   // One byte under the minimum is a clear error that states the minimum.
