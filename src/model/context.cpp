@@ -89,8 +89,38 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
     eu_.resize(S * c.n_ff_exp);
     ea_q_.resize(static_cast<size_t>(S) * (c.n_ff_exp * 4 + 64));
     eo_.resize(S * E);
+    expert_w_.resize(c.n_expert);
     expert_load_.assign(c.n_layer, std::vector<int64_t>(c.n_expert, 0));
   }
+  if (model_->experts_streamed) {
+    MOE_CHECK(opts_.mem_budget > 0,
+              "the model was loaded to stream its experts: give the context a memory budget");
+    const ExpertCacheOptions co{.policy = opts_.cache_policy};
+    cache_plan_ = plan_expert_cache(*model_, opts_.mem_budget,
+                                    static_cast<int64_t>(kv_cache_bytes() + scratch_bytes()),
+                                    co.io_threads);
+    ExpertCacheOptions o = co;
+    o.slots_per_layer = cache_plan_.slots_per_layer;
+    expert_cache_ = std::make_unique<ExpertCache>(model_, o);
+    if (opts_.prefetch) {
+      pf_sel_.resize(sel_.size());
+      pf_w_.resize(sel_w_.size());
+      pf_votes_.resize(c.n_expert);
+    }
+  } else {
+    MOE_CHECK(opts_.mem_budget == 0 || !c.is_moe(),
+              "a memory budget needs a model loaded with LoadOptions::stream_experts");
+  }
+}
+
+size_t Context::scratch_bytes() const {
+  size_t b = 0;
+  for (const auto* v : {&x_, &xn_, &q_, &k_, &v_, &attn_, &tmp_, &ffn_out_, &scores_, &rope_cs_,
+                        &mla_q_, &mla_o_, &router_, &sel_w_, &eg_, &eu_, &eo_})
+    b += v->size() * sizeof(float);
+  for (const auto* v : {&qbuf_, &xs_q_, &ea_q_}) b += v->size();
+  b += sel_.size() * sizeof(int32_t) + expert_w_.size() * sizeof(ExpertMatrices);
+  return b;
 }
 
 void Context::eval(std::span<const int32_t> tokens, std::vector<float>& logits, bool all_logits) {
@@ -190,11 +220,17 @@ void Context::quantize_rows(GgmlType weight_type, const float* X, int64_t T, int
 // the packed kernels when the loader packed W (ops/pack.h).
 void Context::gemm_rows(const Tensor& W, int64_t expert, const uint8_t* X_q, size_t x_stride,
                         int64_t m, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
-  if (W.packed) {
-    ops::gemm_packed(W.type, W.packed_matrix(expert), W.ne[1], X_q, x_stride, m, Y, ldy, r0, r1,
-                     W.ne[0]);
+  const MatrixRef w = W.packed ? MatrixRef{W.packed_matrix(expert), true}
+                               : MatrixRef{W.matrix(expert), false};
+  gemm_matrix(W, w, X_q, x_stride, m, Y, ldy, r0, r1);
+}
+
+void Context::gemm_matrix(const Tensor& W, MatrixRef w, const uint8_t* X_q, size_t x_stride,
+                          int64_t m, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.packed) {
+    ops::gemm_packed(W.type, w.data, W.ne[1], X_q, x_stride, m, Y, ldy, r0, r1, W.ne[0]);
   } else {
-    ops::gemm(W.type, W.matrix(expert), W.row_bytes, X_q, x_stride, m, Y, ldy, r0, r1, W.ne[0]);
+    ops::gemm(W.type, w.data, W.row_bytes, X_q, x_stride, m, Y, ldy, r0, r1, W.ne[0]);
   }
 }
 
@@ -240,7 +276,8 @@ void Context::linear_multi(std::span<const Tensor* const> Ws, const float* X, in
 // expert_matmul: for each active expert's segment of dispatched rows,
 // G = X.gate^T, U = X.up^T (one parallel region over (expert, row block)),
 // A = silu(G) * U, then O = A.down^T (a second region). Reads only active experts.
-void Context::expert_matmul(const LayerWeights& L, int64_t T) {
+void Context::expert_matmul(const LayerWeights& L, std::span<const int32_t> experts,
+                            const ExpertMatrices* w) {
   const ModelConfig& c = model_->cfg;
   const int64_t E = c.n_embd, F = c.n_ff_exp;
   const size_t qx = ops::activation_row_bytes(L.gate_exps.type, E);
@@ -248,31 +285,33 @@ void Context::expert_matmul(const LayerWeights& L, int64_t T) {
   const int nt = pool_.size();
 
   struct Item {
-    int32_t expert;
+    int32_t index;  // into experts
     int64_t r0, r1;
   };
   std::vector<Item> items;
   auto make_items = [&](int64_t n_rows) {
     items.clear();
     // Fewer, larger blocks when many experts are active: one item per expert and row block.
-    const int64_t per_expert = std::max<int64_t>(1, 4 * nt / std::max<size_t>(1, disp_.active.size()));
+    const int64_t per_expert = std::max<int64_t>(1, 4 * nt / std::max<size_t>(1, experts.size()));
     int64_t rb = std::max<int64_t>(16, (n_rows + per_expert - 1) / per_expert);
     rb = (rb + 15) / 16 * 16;
-    for (int32_t e : disp_.active)
-      for (int64_t r0 = 0; r0 < n_rows; r0 += rb) items.push_back({e, r0, std::min(n_rows, r0 + rb)});
+    for (size_t i = 0; i < experts.size(); ++i)
+      for (int64_t r0 = 0; r0 < n_rows; r0 += rb)
+        items.push_back({static_cast<int32_t>(i), r0, std::min(n_rows, r0 + rb)});
   };
 
   make_items(F);
   pool_.parallel_for(static_cast<int64_t>(items.size()), [&](int64_t i, int) {
     const Item& it = items[i];
-    const int64_t off = disp_.offset[it.expert], n = disp_.offset[it.expert + 1] - off;
+    const int32_t e = experts[it.index];
+    const int64_t off = disp_.offset[e], n = disp_.offset[e + 1] - off;
     const uint8_t* x = xs_q_.data() + off * qx;
-    gemm_rows(L.gate_exps, it.expert, x, qx, n, eg_.data() + off * F + it.r0, F, it.r0, it.r1);
-    gemm_rows(L.up_exps, it.expert, x, qx, n, eu_.data() + off * F + it.r0, F, it.r0, it.r1);
+    gemm_matrix(L.gate_exps, w[it.index].gate, x, qx, n, eg_.data() + off * F + it.r0, F, it.r0, it.r1);
+    gemm_matrix(L.up_exps, w[it.index].up, x, qx, n, eu_.data() + off * F + it.r0, F, it.r0, it.r1);
   });
   // Expert biases, SwiGLU and the activation rounding for down, per slot.
-  pool_.parallel_for(static_cast<int64_t>(disp_.active.size()), [&](int64_t ai, int) {
-    const int32_t e = disp_.active[ai];
+  pool_.parallel_for(static_cast<int64_t>(experts.size()), [&](int64_t ai, int) {
+    const int32_t e = experts[ai];
     for (int64_t s = disp_.offset[e]; s < disp_.offset[e + 1]; ++s) {
       float* g = eg_.data() + s * F;
       float* u = eu_.data() + s * F;
@@ -291,15 +330,52 @@ void Context::expert_matmul(const LayerWeights& L, int64_t T) {
   make_items(E);
   pool_.parallel_for(static_cast<int64_t>(items.size()), [&](int64_t i, int) {
     const Item& it = items[i];
-    const int64_t off = disp_.offset[it.expert], n = disp_.offset[it.expert + 1] - off;
-    gemm_rows(L.down_exps, it.expert, ea_q_.data() + off * qa, qa, n, eo_.data() + off * E + it.r0,
-              E, it.r0, it.r1);
+    const int32_t e = experts[it.index];
+    const int64_t off = disp_.offset[e], n = disp_.offset[e + 1] - off;
+    gemm_matrix(L.down_exps, w[it.index].down, ea_q_.data() + off * qa, qa, n,
+                eo_.data() + off * E + it.r0, E, it.r0, it.r1);
   });
   if (L.down_exps_b.present())
-    for (int32_t e : disp_.active)
+    for (int32_t e : experts)
       for (int64_t s = disp_.offset[e]; s < disp_.offset[e + 1]; ++s)
         ops::axpy(1.0f, L.down_exps_b.f32() + e * E, eo_.data() + s * E, E);
-  (void)T;
+}
+
+// Layer il+1's router applied to layer il's FFN input x [T, n_embd]: the experts
+// it picks, most votes first, are handed to the cache's I/O thread, which reads
+// them while layer il computes. Uses router_ (layer il's routing is done).
+void Context::prefetch_next_layer(int il, const float* x, int64_t T) {
+  const ModelConfig& c = model_->cfg;
+  const int next = il + 1;
+  if (next >= c.n_layer || !c.layer_is_moe(next)) return;
+  const LayerWeights& N = model_->layers[next];
+  const int64_t K = c.n_expert_used;
+  linear(N.gate_inp, x, T, router_.data());
+  if (N.gate_inp_b.present())
+    for (int64_t t = 0; t < T; ++t) ops::axpy(1.0f, N.gate_inp_b.f32(), router_.data() + t * c.n_expert, c.n_expert);
+  const RouteParams rp{.n_expert = c.n_expert, .top_k = K, .gating = c.gating, .norm_topk = c.norm_topk,
+                       .scale = c.routed_scale,
+                       .selection_bias = N.exp_probs_b.present() ? N.exp_probs_b.f32() : nullptr,
+                       .n_group = c.n_group, .n_group_used = c.n_group_used};
+  route(router_.data(), T, rp, pf_sel_.data(), pf_w_.data());
+  std::fill(pf_votes_.begin(), pf_votes_.end(), 0);
+  for (int64_t i = 0; i < T * K; ++i) pf_votes_[pf_sel_[i]]++;
+  pf_order_.clear();
+  for (int32_t e = 0; e < c.n_expert; ++e)
+    if (pf_votes_[e] > 0) pf_order_.push_back(e);
+  std::stable_sort(pf_order_.begin(), pf_order_.end(),
+                   [&](int32_t a, int32_t b) { return pf_votes_[a] > pf_votes_[b]; });
+  expert_cache_->prefetch(next, pf_order_);
+}
+
+void Context::expert_weights(int il, std::span<const int32_t> experts, ExpertMatrices* out) {
+  if (expert_cache_) return expert_cache_->acquire(il, experts, out);
+  const LayerWeights& L = model_->layers[il];
+  auto ref = [](const Tensor& W, int32_t e) {
+    return W.packed ? MatrixRef{W.packed_matrix(e), true} : MatrixRef{W.matrix(e), false};
+  };
+  for (size_t i = 0; i < experts.size(); ++i)
+    out[i] = {ref(L.gate_exps, experts[i]), ref(L.up_exps, experts[i]), ref(L.down_exps, experts[i])};
 }
 
 // SwiGLU FFN: out [T, n_embd] = down(silu(gate x) * up x); uses tmp_.
@@ -351,8 +427,19 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
     std::memcpy(xs_q_.data() + s * qx, qbuf_.data() + disp_.slot_token[s] * qx, qx);
   });
 
+  // expert_matmul over the active experts, in chunks of at most the cache's slots
+  // per layer when streaming (each expert is read once for all its tokens).
   timer.emplace(slot(times_.experts));
-  expert_matmul(L, T);
+  const size_t n_active = disp_.active.size();
+  const size_t chunk = expert_cache_ ? static_cast<size_t>(expert_cache_->slots_per_layer()) : n_active;
+  active_order_.assign(disp_.active.begin(), disp_.active.end());
+  if (expert_cache_ && chunk < n_active) expert_cache_->resident_first(il, active_order_);
+  for (size_t i = 0; i < n_active; i += chunk) {
+    const std::span<const int32_t> part(active_order_.data() + i, std::min(chunk, n_active - i));
+    expert_weights(il, part, expert_w_.data());
+    if (i == 0 && expert_cache_ && opts_.prefetch) prefetch_next_layer(il, x, T);
+    expert_matmul(L, part, expert_w_.data());
+  }
   timer.emplace(slot(times_.combine));
 
   for_tokens(T, [&](int64_t t0, int64_t t1) {

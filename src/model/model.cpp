@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "gguf/gguf.h"
+#include "model/expert_cache.h"
 
 namespace moe {
 namespace {
@@ -185,6 +186,7 @@ std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const 
       active_bytes += tensor_bytes(*t) / X * c.n_expert_used;
     }
     for (const Tensor* t : {&L.gate_exps, &L.up_exps, &L.down_exps}) {
+      m->bytes_routed_experts += tensor_bytes(*t);
       total += tensor_params(*t);
       active += tensor_params(*t) / X * c.n_expert_used;
       active_bytes += tensor_bytes(*t) / X * c.n_expert_used;
@@ -217,7 +219,10 @@ std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const 
   c.n_params_active = active;
   m->bytes_total = b.bound_bytes();
   m->bytes_active_per_token = active_bytes;
-  if (opts.pack && packing_enabled()) pack_weights(*m, opts.progress);
+  m->experts_streamed = opts.stream_experts && c.is_moe();
+  m->experts_packed = opts.pack && packing_enabled();
+  protect_streamed_experts(*m);
+  if (m->experts_packed) pack_weights(*m, opts.progress);
   return m;
 }
 

@@ -80,6 +80,15 @@ struct Model {
   std::shared_ptr<uint8_t> packed_storage;
   int64_t bytes_packed = 0;
   int64_t tensors_packed = 0;
+
+  // Routed experts (the 3-D ffn_{gate,up,down}_exps tensors and nothing else).
+  int64_t bytes_routed_experts = 0;  // their bytes in the file
+  // Loaded for streaming (LoadOptions::stream_experts): the routed experts stay on
+  // disk, unpacked and untouched; a Context reads them through its ExpertCache.
+  bool experts_streamed = false;
+  // Whether the kernels read routed experts in the packed layout (ops/pack.h)
+  // where it applies: true when the loader packs, whether or not it streams.
+  bool experts_packed = false;
 };
 
 struct LoadOptions {
@@ -88,14 +97,17 @@ struct LoadOptions {
   bool pack = true;
   // Called while packing with (bytes done, bytes total); may be empty.
   std::function<void(int64_t, int64_t)> progress;
+  // Leave the routed experts on disk (not packed, their mapped pages never read):
+  // a Context with ContextOptions::mem_budget streams them (model/expert_cache.h).
+  bool stream_experts = false;
 };
 
 std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& opts = {});
 std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file,
                                   const LoadOptions& opts = {});
 
-// Packs every packable weight matrix of m (all but the token embedding) into one
-// allocation and points Tensor::packed at it. Returns the number of tensors packed.
+// Packs every packable weight matrix of m (all but the token embedding, and the
+// routed experts when m.experts_streamed) into one allocation and points Tensor::packed at it. Returns the number of tensors packed.
 // load_model calls it unless opts.pack is false.
 // Whether load_model packs by default: the AVX-512 kernels are active and MOE_PACK != 0.
 bool packing_enabled();

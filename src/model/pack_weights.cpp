@@ -3,7 +3,8 @@
 // Context::linear / expert_matmul (attention projections, dense and expert
 // FFNs, shared experts, lm_head) is packed when its type has a packed layout.
 // The token embedding is read row by row (dequantize_row) and stays as stored;
-// so does a lm_head tied to it. Tensor::data keeps pointing at the file, which
+// so does a lm_head tied to it. Routed experts of a model loaded for streaming
+// are left on disk (model/expert_cache.cpp packs them slot by slot). Tensor::data keeps pointing at the file, which
 // the scalar reference forward pass and `moe inspect` read.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -42,9 +43,12 @@ std::vector<Tensor*> packable_tensors(Model& m) {
   add(m.output);
   for (LayerWeights& L : m.layers) {
     for (Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.wq_a, &L.wq_b, &L.wkv_a, &L.wk_b, &L.wv_b,
-                      &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.gate_inp, &L.gate_exps, &L.up_exps,
-                      &L.down_exps, &L.gate_shexp, &L.up_shexp, &L.down_shexp})
+                      &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.gate_inp, &L.gate_shexp, &L.up_shexp,
+                      &L.down_shexp})
       add(*t);
+    // Streamed experts are packed into the expert cache's slots as they are read.
+    if (!m.experts_streamed)
+      for (Tensor* t : {&L.gate_exps, &L.up_exps, &L.down_exps}) add(*t);
   }
   return out;
 }
@@ -88,6 +92,7 @@ int64_t pack_weights(Model& m, const std::function<void(int64_t, int64_t)>& prog
   ::madvise(buf, alloc, MADV_HUGEPAGE);
   m.packed_storage = std::shared_ptr<uint8_t>(buf, [](uint8_t* p) { std::free(p); });
 
+  const bool mapped = m.file && m.file->mapping() != nullptr;
   // Pack matrices in parallel; report progress by bytes.
   std::atomic<size_t> next{0};
   std::atomic<int64_t> done{0};
@@ -98,6 +103,9 @@ int64_t pack_weights(Model& m, const std::function<void(int64_t, int64_t)>& prog
       const Job& job = jobs[j];
       const Tensor& t = *job.t;
       ops::pack_matrix(t.type, t.matrix(job.expert), t.row_bytes, t.ne[1], t.ne[0], buf + job.offset);
+      // Release the file pages as we go, so that the file copy and the packed copy
+      // are not both resident at the peak (it matters under a memory budget).
+      if (mapped) release_pages(t.matrix(job.expert), t.matrix_bytes);
       const int64_t d = done.fetch_add(static_cast<int64_t>(t.matrix_bytes)) + t.matrix_bytes;
       if (reporter && progress && d - last_reported >= (int64_t{64} << 20)) {
         last_reported = d;
@@ -112,12 +120,11 @@ int64_t pack_weights(Model& m, const std::function<void(int64_t, int64_t)>& prog
   for (std::thread& th : threads) th.join();
   if (progress) progress(total_bytes, total_bytes);
 
-  const bool mapped = m.file && m.file->mapping() != nullptr;
   for (size_t i = 0; i < tensors.size(); ++i) {
     Tensor& t = *tensors[i];
     t.packed = buf + tensor_offset[i];
     t.packed_matrix_bytes = ops::packed_matrix_bytes(t.type, t.ne[1], t.ne[0]);
-    if (mapped) release_pages(t.data, t.matrix_bytes * t.ne[2] * t.ne[3]);
+    if (mapped) release_pages(t.data, t.matrix_bytes * t.ne[2] * t.ne[3]);  // the pages between matrices
   }
   m.bytes_packed = static_cast<int64_t>(total);
   m.tensors_packed = static_cast<int64_t>(tensors.size());

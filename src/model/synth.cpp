@@ -2,6 +2,8 @@
 // the metadata keys that llama.cpp's GGUF files use for each architecture.
 #include "model/synth.h"
 
+#include <algorithm>
+#include <functional>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -51,7 +53,9 @@ struct Builder {
   // A matrix/3-D tensor [ne0 = fan_in, ne1, ne2] of type t, N(0, std) or N(0, 1/fan_in).
   // Rows that the type's blocks do not divide fall back to q8_0 or f32, as
   // llama-quantize does.
-  void matrix(const std::string& name, std::vector<int64_t> ne, GgmlType t) {
+  // tweak(r, row) may change row r (floats) before it is rounded.
+  void matrix(const std::string& name, std::vector<int64_t> ne, GgmlType t,
+              const std::function<void(int64_t, float*)>& tweak = {}) {
     const int64_t n_in = ne[0];
     int64_t rows = 1;
     for (size_t i = 1; i < ne.size(); ++i) rows *= ne[i];
@@ -62,6 +66,7 @@ struct Builder {
     std::vector<float> row(n_in);
     for (int64_t r = 0; r < rows; ++r) {
       for (auto& v : row) v = sd * rng.next();
+      if (tweak) tweak(r, row.data());
       ops::quantize_row(t, row.data(), data.data() + r * rb, n_in);
     }
     w.add_tensor(name, t, ne, data);
@@ -174,7 +179,13 @@ void synthesize_model(const SynthOptions& o, const std::string& path) {
   Builder b{o, w, Normal(o.seed)};
   const int64_t E = o.n_embd, H = o.n_head, Hkv = o.n_head_kv, D = o.head_dim;
   const GgmlType t = o.type;
-  b.matrix("token_embd.weight", {E, V}, o.embd_type);
+  // Skewed routing (SynthOptions::route_skew): channel 0 of every embedding row is
+  // kSkewChannel times the weights' scale, i.e. about kSkewChannel after rms_norm.
+  constexpr float kSkewChannel = 4.0f;
+  const float embd_sd = o.std > 0 ? o.std : static_cast<float>(1.0 / std::sqrt(double(E)));
+  std::function<void(int64_t, float*)> skew_embd;
+  if (o.route_skew > 0) skew_embd = [&](int64_t, float* row) { row[0] = kSkewChannel * embd_sd; };
+  b.matrix("token_embd.weight", {E, V}, o.embd_type, skew_embd);
   for (int64_t il = 0; il < o.n_layer; ++il) {
     auto n = [&](const char* s) { return "blk." + std::to_string(il) + "." + s; };
     b.vec(n("attn_norm.weight"), E, 1.0f, 0.2f);
@@ -220,7 +231,19 @@ void synthesize_model(const SynthOptions& o, const std::string& path) {
       b.matrix(n("ffn_down.weight"), {o.n_ff, E}, t);
       continue;
     }
-    b.matrix(n("ffn_gate_inp.weight"), {E, o.n_expert}, GgmlType::F32);
+    std::function<void(int64_t, float*)> skew_router;
+    std::vector<int64_t> rank(o.n_expert);
+    if (o.route_skew > 0) {
+      // Logit noise of a router row over a unit-rms input: sd * sqrt(E).
+      const double noise = (o.std > 0 ? o.std : 1.0 / std::sqrt(double(E))) * std::sqrt(double(E));
+      for (int64_t e = 0; e < o.n_expert; ++e) rank[e] = e;
+      std::mt19937_64 perm(o.seed * 1000003 + static_cast<uint64_t>(il));
+      std::shuffle(rank.begin(), rank.end(), perm);
+      skew_router = [&, noise](int64_t e, float* row) {
+        row[0] = static_cast<float>(-o.route_skew * std::log(double(rank[e] + 1)) * noise / kSkewChannel);
+      };
+    }
+    b.matrix(n("ffn_gate_inp.weight"), {E, o.n_expert}, GgmlType::F32, skew_router);
     if (oss) b.vec(n("ffn_gate_inp.bias"), o.n_expert, 0.0f, 0.2f);
     if (mla) b.vec(n("exp_probs_b.bias"), o.n_expert, 0.0f, 0.1f);
     b.matrix(n("ffn_gate_exps.weight"), {E, o.n_ff_exp, o.n_expert}, t);

@@ -43,6 +43,13 @@ struct SynthOptions {
   GgmlType embd_type = GgmlType::F32;  // token embedding and lm_head (F32 unless set)
   float std = 0.02f;               // N(0, std) for matrices; <= 0: N(0, 1/fan_in)
   uint64_t seed = 1;
+  // > 0: routers biased so that expert popularity roughly follows a Zipf law of
+  // this exponent (a random permutation of the experts per layer): every token
+  // embedding carries a constant channel 0, and router row e gets a weight on it
+  // of -S ln(rank_e + 1) times the logit noise, so that expert's logit is shifted
+  // by that much. The shift fades with depth as the residual stream grows;
+  // `moe bench --json` reports the measured popularity.
+  float route_skew = 0.0f;
   std::string tokenizer_json;      // empty: built-in byte-level BPE
   std::string tokenizer_pre;       // tokenizer.ggml.pre when importing (guessed if empty)
   std::string chat_template;       // optional tokenizer.chat_template

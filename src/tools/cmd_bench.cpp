@@ -52,6 +52,9 @@ struct BenchOptions {
   bool profile = false;
   int64_t bw_mib = 512;  // per array
   std::string kv_type = "f32";
+  std::string mem;  // --mem: stream the routed experts through an expert cache
+  std::string policy = "lfu";  // --cache-policy
+  bool prefetch = false;
 };
 
 double median(std::vector<double> v) {
@@ -216,7 +219,8 @@ void reset_profile() {
   }
 }
 
-// Touch every page of every weight tensor so that timing does not include page faults.
+// Touch every page of every weight tensor so that timing does not include page
+// faults (routed experts only when resident: streamed ones stay on disk).
 uint64_t touch_weights(const Model& m) {
   uint64_t s = 0;
   auto touch = [&](const Tensor& t) {  // the copy the kernels read: packed, else the file
@@ -231,8 +235,10 @@ uint64_t touch_weights(const Model& m) {
                             &L.k_norm, &L.ffn_norm, &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.gate_inp,
                             &L.gate_exps, &L.up_exps, &L.down_exps, &L.gate_shexp, &L.up_shexp,
                             &L.down_shexp, &L.gate_inp_shexp, &L.wq_a, &L.wq_b, &L.wkv_a,
-                            &L.wk_b, &L.wv_b})
-      touch(*t);
+                            &L.wk_b, &L.wv_b}) {
+      const bool routed = t == &L.gate_exps || t == &L.up_exps || t == &L.down_exps;
+      if (!(routed && m.experts_streamed)) touch(*t);
+    }
   return s;
 }
 
@@ -249,9 +255,42 @@ std::vector<std::pair<const char*, double>> forward_stages(const StageTimes& t) 
           {"dense_ffn", t.dense_ffn}, {"lm_head", t.lm_head},     {"total", t.total}};
 }
 
+// Expert cache counters over one phase (pp or tg), summed over repetitions.
+struct CacheTotals {
+  int64_t hits = 0, misses = 0, bytes = 0, tokens = 0, prefetched = 0, pred_acc = 0, pred_hits = 0;
+  double seconds = 0, wall = 0, stall = 0;
+  void add(const ExpertCacheStats& s, int64_t n_tokens, double wall_s) {
+    prefetched += s.prefetched;
+    pred_acc += s.predicted_accesses;
+    pred_hits += s.predicted_hits;
+    stall += s.stall_seconds;
+    hits += s.hits;
+    misses += s.misses;
+    bytes += s.bytes_read;
+    seconds += s.read_seconds;
+    tokens += n_tokens;
+    wall += wall_s;
+  }
+  double hit_rate() const { return hits + misses > 0 ? double(hits) / double(hits + misses) : 0.0; }
+  double bytes_per_token() const { return tokens > 0 ? double(bytes) / double(tokens) : 0.0; }
+  double disk_bw() const { return seconds > 0 ? double(bytes) / seconds : 0.0; }
+  double read_share() const { return wall > 0 ? seconds / wall : 0.0; }
+  double stall_share() const { return wall > 0 ? stall / wall : 0.0; }
+  double accuracy() const { return pred_acc > 0 ? double(pred_hits) / double(pred_acc) : 0.0; }
+  nlohmann::json json() const {
+    return {{"hit_rate", hit_rate()}, {"hits", hits}, {"misses", misses},
+            {"bytes_read_per_token", bytes_per_token()}, {"disk_read_bytes_per_s", disk_bw()},
+            {"read_time_fraction", read_share()}, {"stall_time_fraction", stall_share()},
+            {"prefetched_experts", prefetched}, {"prefetch_accuracy", accuracy()}};
+  }
+};
+
 void bench(const BenchOptions& o) {
   Timer t_load;
-  auto model = load_model(o.model);
+  const int64_t mem = mem_bytes(o.mem);
+  LoadOptions lo;
+  lo.stream_experts = mem > 0;
+  auto model = load_model(o.model, lo);
   const double load_s = t_load.seconds();
   const ModelConfig& c = model->cfg;
   volatile uint64_t sink = touch_weights(*model);
@@ -263,8 +302,13 @@ void bench(const BenchOptions& o) {
                       .n_seq = o.seqs,
                       .n_batch = std::max(o.seqs, o.n_prompt),
                       .n_threads = o.threads,
-                      .kv_f16 = o.kv_type == "f16"});
+                      .kv_f16 = o.kv_type == "f16",
+                      .mem_budget = mem,
+                      .cache_policy = o.policy == "lru" ? CachePolicy::lru : CachePolicy::lfu_aged,
+                      .prefetch = o.prefetch});
   const int nt = ctx.pool().size();
+  ExpertCache* cache = ctx.expert_cache();
+  CacheTotals cache_pp, cache_tg;
   BandwidthProbe probe(nt, o.bw_mib);
   const Bandwidth bw0 = probe.best(3);
   std::mt19937 rng(1234);
@@ -304,10 +348,18 @@ void bench(const BenchOptions& o) {
   std::vector<double> pp_tps, tg_tps, tg_bw, tg_paired;
   const double active = static_cast<double>(model->bytes_active_per_token);
   for (int r = 0; r < o.reps; ++r) {
-    if (o.n_prompt > 0) pp_tps.push_back(o.n_prompt / run_pp());
+    if (o.n_prompt > 0) {
+      if (cache) cache->reset_stats();
+      const double s = run_pp();
+      pp_tps.push_back(o.n_prompt / s);
+      if (cache) cache_pp.add(cache->stats(), o.n_prompt, s);
+    }
     if (o.n_gen > 0) {
       const double before = probe.copy();
-      tg_tps.push_back(static_cast<double>(o.n_gen) * o.seqs / run_tg());
+      if (cache) cache->reset_stats();
+      const double s = run_tg();
+      tg_tps.push_back(static_cast<double>(o.n_gen) * o.seqs / s);
+      if (cache) cache_tg.add(cache->stats(), int64_t{o.n_gen} * o.seqs, s);
       tg_bw.push_back(0.5 * (before + probe.copy()));
       tg_paired.push_back(tg_tps.back() * active / tg_bw.back());
     }
@@ -348,6 +400,25 @@ void bench(const BenchOptions& o) {
   bw.read = std::max(bw.read, bw0.read);
   const double roof = bw.copy > 0 ? tg * active / bw.copy : 0.0;
   const double roof_read = bw.read > 0 ? tg * active / bw.read : 0.0;
+  // Routing skew as measured: per MoE layer, the share of routed tokens that went
+  // to the most popular eighth of the experts (uniform routing: about 1/8), averaged.
+  double top_eighth = 0;
+  {
+    int64_t layers = 0;
+    for (const auto& load : ctx.expert_load()) {
+      std::vector<int64_t> v(load);
+      std::sort(v.rbegin(), v.rend());
+      int64_t all = 0, top = 0;
+      for (size_t i = 0; i < v.size(); ++i) {
+        all += v[i];
+        if (i < std::max<size_t>(1, v.size() / 8)) top += v[i];
+      }
+      if (all == 0) continue;
+      top_eighth += double(top) / double(all);
+      ++layers;
+    }
+    if (layers > 0) top_eighth /= double(layers);
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   const int64_t peak_rss = static_cast<int64_t>(ru.ru_maxrss) * 1024;
@@ -402,6 +473,25 @@ void bench(const BenchOptions& o) {
     j["tg_paired_roofline_fraction"] = paired;
     j["peak_rss_bytes"] = peak_rss;
     j["load_s"] = load_s;
+    if (c.is_moe()) j["routing_top_eighth_share"] = top_eighth;
+    if (cache) {
+      const ExpertCachePlan& p = ctx.cache_plan();
+      j["mem_budget_bytes"] = p.budget;
+      j["resident_weight_bytes"] = p.resident;
+      j["expert_cache_bytes"] = cache->allocated_bytes();
+      j["expert_slots_per_layer"] = cache->slots_per_layer();
+      j["direct_io"] = cache->direct_io();
+      j["cache_policy"] = o.policy;
+      if (o.n_prompt > 0) j["cache_pp"] = cache_pp.json();
+      if (o.n_gen > 0) j["cache_tg"] = cache_tg.json();
+      // Top-level keys for the decode phase (what --mem is mostly about).
+      const CacheTotals& main = o.n_gen > 0 ? cache_tg : cache_pp;
+      j["hit_rate"] = main.hit_rate();
+      j["prefetch"] = o.prefetch;
+      j["prefetch_accuracy"] = main.accuracy();
+      j["bytes_read_per_token"] = main.bytes_per_token();
+      j["disk_read_bytes_per_s"] = main.disk_bw();
+    }
     if (o.profile) {
       if (o.n_prompt > 0) j["profile_pp"] = stage_json(prof_pp);
       if (o.n_gen > 0) j["profile_tg_per_token"] = stage_json(prof_tg);
@@ -432,6 +522,27 @@ void bench(const BenchOptions& o) {
     fmt::print("tg paired    {:.1f}% of the copy bandwidth measured around each repetition (median; GB/s:{})\n",
                100 * paired, samples(tg_bw, 1e-9));
   fmt::print("peak RSS     {:.1f} MB\n", peak_rss / 1e6);
+  if (c.is_moe())
+    fmt::print("routing      the most popular eighth of the experts took {:.1f}% of the routed tokens "
+               "(layer mean; uniform: 12.5%)\n", 100 * top_eighth);
+  if (cache) {
+    const ExpertCachePlan& p = ctx.cache_plan();
+    fmt::print("expert cache budget {:.1f} MiB: resident weights {:.1f} MiB, KV cache + scratch {:.1f} MiB, "
+               "cache {:.1f} MiB ({} slots per MoE layer of {} experts), {} reads\n",
+               p.budget / 1048576.0, p.resident / 1048576.0, p.context / 1048576.0,
+               cache->allocated_bytes() / 1048576.0, cache->slots_per_layer(), c.n_expert,
+               cache->direct_io() ? "O_DIRECT" : "buffered");
+    auto line = [](const char* what, const CacheTotals& t) {
+      fmt::print("cache {}     hit rate {:.1f}% ({} hits, {} misses), {:.2f} MB read from disk per token, "
+                 "disk {:.2f} GB/s, I/O busy {:.0f}% / compute waiting {:.0f}% of the time, "
+                 "{} experts prefetched, prediction accuracy {:.1f}%\n",
+                 what, 100 * t.hit_rate(), t.hits, t.misses, t.bytes_per_token() / 1e6,
+                 t.disk_bw() / 1e9, 100 * t.read_share(), 100 * t.stall_share(), t.prefetched,
+                 100 * t.accuracy());
+    };
+    if (o.n_prompt > 0) line("pp", cache_pp);
+    if (o.n_gen > 0) line("tg", cache_tg);
+  }
   if (o.profile) {
     auto show = [&](const char* what, const StageSplit& s) {
       fmt::print("profile {}: wall {:.3f} ms\n", what, s.wall * 1e3);
@@ -473,6 +584,14 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--kv-type", o->kv_type, "KV cache type: f32, or f16 (half the memory)")
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
+  add_mem_option(cmd, o->mem);
+  cmd->add_option("--cache-policy", o->policy,
+                  "With --mem: expert cache eviction, lfu (LFU with ageing) or lru (the baseline)")
+      ->check(CLI::IsMember({"lfu", "lru"}))
+      ->capture_default_str();
+  cmd->add_flag("--prefetch", o->prefetch,
+                "With --mem: read the experts layer l+1's router picks for layer l's input "
+                "ahead of need, on the cache's I/O thread");
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->add_flag("--profile", o->profile, "Add the time per stage");
   cmd->callback([o] {

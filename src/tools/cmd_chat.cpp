@@ -33,17 +33,20 @@ struct ChatOptions {
   int64_t ctx = 4096;
   SamplerParams sp;
   std::string kv_type = "f32";
+  std::string mem;  // --mem
 };
 
 void chat(const ChatOptions& o) {
-  auto model = load_with_progress(o.model);
+  const int64_t mem = mem_bytes(o.mem);
+  auto model = load_with_progress(o.model, mem > 0);
   auto tok = Tokenizer::from_gguf(*model->file);
   std::string tmpl = tok->chat_template();
   if (tmpl.empty()) {
     MOE_LOG_WARN("{} has no chat template; using ChatML", o.model);
     tmpl = kChatMl;
   }
-  Context ctx(model, {.n_ctx = o.ctx, .n_threads = o.threads, .kv_f16 = o.kv_type == "f16"});
+  Context ctx(model, {.n_ctx = o.ctx, .n_threads = o.threads, .kv_f16 = o.kv_type == "f16",
+                      .mem_budget = mem});
   Sampler sampler(o.sp);
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
@@ -110,6 +113,7 @@ void register_chat(CLI::App& app) {
   cmd->add_option("--kv-type", o->kv_type, "KV cache type: f32, or f16 (half the memory)")
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
+  add_mem_option(cmd, o->mem);
   cmd->callback([o] { chat(*o); });
 }
 

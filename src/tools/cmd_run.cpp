@@ -50,13 +50,14 @@ struct RunOptions {
   SamplerParams sp;
   bool ids_only = false;
   std::string kv_type = "f32";
+  std::string mem;  // --mem
 };
 
 }  // namespace
 
 // Loads a model; files over 1 GB show a progress line on stderr while their
 // weights are packed for the kernels (or, when nothing is packed, read in once).
-std::shared_ptr<Model> load_with_progress(const std::string& path) {
+std::shared_ptr<Model> load_with_progress(const std::string& path, bool stream_experts) {
   Timer t;
   const auto file = std::make_shared<const gguf::File>(gguf::File::open(path));
   const MappedFile* map = file->mapping();
@@ -67,9 +68,10 @@ std::shared_ptr<Model> load_with_progress(const std::string& path) {
     if (done == total) fmt::print(stderr, "\n");
   };
   LoadOptions opts;
+  opts.stream_experts = stream_experts;
   if (big) opts.progress = [&](int64_t done, int64_t total) { show("packing", done, total); };
   auto m = load_model(file, opts);
-  if (big && m->tensors_packed == 0)
+  if (big && m->tensors_packed == 0 && !m->experts_streamed)
     map->prefault([&](size_t done, size_t total) { show("loading", done, total); });
   MOE_LOG_INFO("loaded {} ({}, {} layers, {:.1f} MB, {} tensors packed) in {:.2f} s", path,
                m->cfg.arch, m->cfg.n_layer, m->bytes_total / 1e6, m->tensors_packed, t.seconds());
@@ -78,8 +80,31 @@ std::shared_ptr<Model> load_with_progress(const std::string& path) {
 
 namespace {
 
+void log_cache(const Context& ctx) {
+  const ExpertCache* cache = ctx.expert_cache();
+  if (!cache) return;
+  const ExpertCachePlan& p = ctx.cache_plan();
+  MOE_LOG_INFO("expert cache: budget {:.1f} MiB = resident weights {:.1f} + KV cache and scratch {:.1f} "
+               "+ cache {:.1f} ({} slots per MoE layer, {} I/O)",
+               p.budget / 1048576.0, p.resident / 1048576.0, p.context / 1048576.0,
+               cache->allocated_bytes() / 1048576.0, cache->slots_per_layer(),
+               cache->direct_io() ? "O_DIRECT" : "buffered");
+}
+
+void log_cache_stats(const Context& ctx, int64_t tokens) {
+  const ExpertCache* cache = ctx.expert_cache();
+  if (!cache) return;
+  const ExpertCacheStats& s = cache->stats();
+  MOE_LOG_INFO("expert cache: hit rate {:.1f}% ({} hits, {} misses), {:.1f} MB read from disk "
+               "({:.2f} MB per token) at {:.2f} GB/s",
+               100 * s.hit_rate(), s.hits, s.misses, s.bytes_read / 1e6,
+               tokens > 0 ? s.bytes_read / 1e6 / tokens : 0.0,
+               s.read_seconds > 0 ? s.bytes_read / s.read_seconds / 1e9 : 0.0);
+}
+
 void run(const RunOptions& o) {
-  auto model = load_with_progress(o.model);
+  const int64_t mem = mem_bytes(o.mem);
+  auto model = load_with_progress(o.model, mem > 0);
   std::vector<int32_t> prompt;
 #ifdef MOE_HAVE_TOKENIZER
   std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(*model->file);
@@ -95,7 +120,8 @@ void run(const RunOptions& o) {
   }
   MOE_CHECK(!prompt.empty(), "empty prompt");
   Context ctx(model, {.n_ctx = o.ctx, .n_batch = o.batch, .n_threads = o.threads,
-                      .kv_f16 = o.kv_type == "f16"});
+                      .kv_f16 = o.kv_type == "f16", .mem_budget = mem});
+  log_cache(ctx);
   Sampler sampler(o.sp);
   std::vector<float> logits;
   std::vector<int32_t> history = prompt;
@@ -138,16 +164,21 @@ void run(const RunOptions& o) {
   const double tg = t_tg.seconds();
   MOE_LOG_INFO("prompt: {} tokens in {:.3f} s ({:.1f} tok/s); generated: {} tokens in {:.3f} s ({:.1f} tok/s); threads {}",
                prompt.size(), pp, prompt.size() / pp, generated, tg, generated / tg, ctx.pool().size());
+  log_cache_stats(ctx, static_cast<int64_t>(prompt.size()) + generated);
 }
 
 void logits_cmd(const std::string& model_path, const std::string& tokens, const std::string& out,
-                int threads, int64_t batch) {
-  auto model = load_with_progress(model_path);
+                int threads, int64_t batch, const std::string& mem_s) {
+  const int64_t mem = mem_bytes(mem_s);
+  auto model = load_with_progress(model_path, mem > 0);
   std::vector<int32_t> ids = parse_ids(tokens);
   MOE_CHECK(!ids.empty(), "--tokens is empty");
-  Context ctx(model, {.n_ctx = static_cast<int64_t>(ids.size()), .n_batch = batch, .n_threads = threads});
+  Context ctx(model, {.n_ctx = static_cast<int64_t>(ids.size()), .n_batch = batch, .n_threads = threads,
+                      .mem_budget = mem});
+  log_cache(ctx);
   std::vector<float> logits;
   ctx.eval(ids, logits, true);
+  log_cache_stats(ctx, static_cast<int64_t>(ids.size()));
   std::ofstream f(out, std::ios::binary);
   MOE_CHECK(f.good(), "{}: cannot open for writing", out);
   f.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
@@ -182,6 +213,7 @@ static void register_run_commands(CLI::App& app) {
   run_cmd->add_option("--kv-type", o->kv_type, "KV cache type: f32, or f16 (half the memory)")
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
+  add_mem_option(run_cmd, o->mem);
   run_cmd->callback([o] {
     MOE_CHECK(!o->prompt.empty() || !o->tokens.empty(), "run: give a prompt with -p or --tokens");
     run(*o);
@@ -192,6 +224,7 @@ static void register_run_commands(CLI::App& app) {
   auto lo = std::make_shared<std::string>();
   auto lth = std::make_shared<int>(0);
   auto lb = std::make_shared<int64_t>(512);
+  auto lmem = std::make_shared<std::string>();
   auto* lg = app.add_subcommand("logits", "Write the logits of every position of a token sequence "
                                           "(raw little-endian float32 [n_tokens, n_vocab])");
   lg->add_option("-m,--model", *lm, "GGUF model file")->required();
@@ -199,7 +232,8 @@ static void register_run_commands(CLI::App& app) {
   lg->add_option("--out", *lo, "Output file")->required();
   lg->add_option("-t,--threads", *lth, "Threads (0: all cores)");
   lg->add_option("-b,--batch-size", *lb, "Tokens per forward pass");
-  lg->callback([=] { logits_cmd(*lm, *lt, *lo, *lth, *lb); });
+  add_mem_option(lg, *lmem);
+  lg->callback([=] { logits_cmd(*lm, *lt, *lo, *lth, *lb, *lmem); });
 }
 
 MOE_REGISTER_COMMAND(run, register_run_commands);

@@ -47,6 +47,9 @@ static void register_synth_command(CLI::App& app) {
   cmd->add_option("--embd-type", *embd_type, "Type of token_embd/output (default: f32)");
   cmd->add_option("--std", o->std, "Std of weights (<= 0: 1/sqrt(fan_in))")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--route-skew", o->route_skew,
+                  "Bias the routers so expert popularity roughly follows a Zipf law of this "
+                  "exponent (0: uniform)")->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer_json, "Embed this tokenizer.json instead of the built-in BPE");
   cmd->add_option("--tokenizer-pre", o->tokenizer_pre, "tokenizer.ggml.pre for an embedded tokenizer.json (qwen2, llama-bpe, deepseek-v3, gpt-4o, ...)");
   cmd->callback([o, out, type, embd_type] {

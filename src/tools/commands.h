@@ -24,7 +24,12 @@ namespace tools {
 // --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed
 void add_sampler_options(CLI::App* cmd, SamplerParams& sp);
 // Loads a GGUF model, reading large files in with a progress line on stderr.
-std::shared_ptr<Model> load_with_progress(const std::string& path);
+// stream_experts: leave the routed experts on disk for an expert cache.
+std::shared_ptr<Model> load_with_progress(const std::string& path, bool stream_experts = false);
+// --mem BYTES (mem_option.cpp): the option, and its value in bytes (0 when empty).
+void add_mem_option(CLI::App* cmd, std::string& mem);
+int64_t parse_bytes(const std::string& s);
+inline int64_t mem_bytes(const std::string& mem) { return mem.empty() ? 0 : parse_bytes(mem); }
 }  // namespace tools
 
 }  // namespace moe::tools

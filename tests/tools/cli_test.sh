@@ -39,6 +39,17 @@ assert abs(j[\"tg_roofline_fraction\"] - j[\"tg_tokens_per_s\"] * j[\"active_byt
 assert j[\"kv_type\"] == \"f32\"
 '"
 check "bench --kv-type f16" bash -c "\"$moe\" bench -m \"$m\" -p 8 -n 4 -r 1 -t 1 --bw-mib 8 --kv-type f16 --json 2>/dev/null | grep -q '\"kv_type\":\"f16\"'"
+check "logits --mem equal to resident" bash -c "\"$moe\" logits -m \"$m\" --tokens '5 6 7 8 9' --out \"$tmp/r.f32\" 2>/dev/null && \"$moe\" logits -m \"$m\" --tokens '5 6 7 8 9' --out \"$tmp/s.f32\" -b 4 --mem 3M 2>/dev/null && cmp -s \"$tmp/r.f32\" \"$tmp/s.f32\""
+check "run --mem" bash -c "[ \"\$(\"$moe\" run -m \"$m\" --tokens '1 2 3' -n 5 --temp 0 --ids 2>/dev/null)\" = \"\$(\"$moe\" run -m \"$m\" --tokens '1 2 3' -n 5 --temp 0 --ids -b 8 -c 64 --mem 3M 2>/dev/null)\" ]"
+check "bench --mem --json" bash -c "\"$moe\" bench -m \"$m\" -p 8 -n 4 -r 1 -t 1 --bw-mib 8 --mem 3M --json 2>/dev/null | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+for k in (\"hit_rate\", \"bytes_read_per_token\", \"disk_read_bytes_per_s\", \"expert_slots_per_layer\"):
+    assert k in j, k
+assert 0 <= j[\"hit_rate\"] <= 1 and j[\"bytes_read_per_token\"] >= 0 and j[\"expert_slots_per_layer\"] >= 1
+'"
+check "budget under the minimum" one_line_error x "below the minimum" "$moe" logits -m "$m" --tokens '1 2' --out "$tmp/x.f32" --mem 100K
+check "bad --mem" one_line_error x "--mem" "$moe" run -m "$m" --tokens 1 --mem 12Q
 check "missing file" one_line_error x "$tmp/nope.gguf" "$moe" run -m "$tmp/nope.gguf" --tokens 1
 printf 'GGUF\x03\x00\x00\x00garbage' > "$tmp/bad.gguf"
 check "truncated gguf" one_line_error x "bad.gguf" "$moe" inspect "$tmp/bad.gguf"
