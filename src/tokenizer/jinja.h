@@ -58,6 +58,16 @@ struct Value {
   std::shared_ptr<Callable> fn;
   bool is_namespace = false;
 
+  Value() = default;
+  Value(const Value&) = default;
+  Value(Value&&) noexcept = default;
+  Value& operator=(const Value&) = default;
+  Value& operator=(Value&&) noexcept = default;
+  // Frees nested lists/dicts with an explicit stack: a template can build a list
+  // nested a million deep (`set x = [x]` in a loop), and freeing it by recursion
+  // would overflow the stack.
+  ~Value();
+
   static Value none() { Value v; v.kind = None; return v; }
   static Value boolean(bool x) { Value v; v.kind = Bool; v.b = x; return v; }
   static Value integer(int64_t x) { Value v; v.kind = Int; v.i = x; return v; }
