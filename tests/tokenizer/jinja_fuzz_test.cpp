@@ -319,7 +319,7 @@ struct Fuzzer {
       slowest = s;
       slowest_template = tmpl.substr(0, 300);
     }
-    if (s > 0.3 && std::getenv("MOE_FUZZ_DUMP_SLOW")) {
+    if (s == slowest && std::getenv("MOE_FUZZ_DUMP_SLOW")) {  // the slowest case so far, to reproduce it
       std::ofstream(std::getenv("MOE_FUZZ_DUMP_SLOW")) << tmpl << "\n=====\n"
           << msgs.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n=====\n"
           << vars.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n" << outcome << " " << s << "\n";

@@ -181,6 +181,14 @@ TEST(JinjaLimits, FreeingAVeryDeepValueDoesNotRecurse) {
   EXPECT_EQ(err, "");
 }
 
+TEST(JinjaLimits, LoopOverAListThatGrowsInItsBody) {
+  // Iterates over the length at the start; appends reallocate the list under the
+  // loop (ASan checks no element is read from the old storage).
+  EXPECT_EQ(R("{% set l = [1, 2] %}{% for x in l %}{{ l.append(x * 10) }}{{ x }}{{ loop.nextitem }}{% endfor %}{{ l }}"),
+            "None12None2[1, 2, 10, 20]");
+  EXPECT_EQ(R("{% set l = ['a'] %}{% for x in l if l.append(x) is none %}{{ x }}{% endfor %}{{ l|length }}"), "a2");
+}
+
 TEST(JinjaLimits, ParserNesting) {
   expect_parse_error("{{ " + repeat("(", 100000) + "1" + repeat(")", 100000) + " }}", "nesting deeper than 256");
   expect_parse_error("{{ " + repeat("[", 100000) + " }}", "nesting deeper than 256");
