@@ -27,6 +27,15 @@ inline constexpr int kMaxParseDepth = 256;
 // reference cycles. Deeper values (or a list that contains itself) are an error.
 inline constexpr int kMaxValueDepth = 256;
 
+// Stack the evaluator may use below render()'s frame. Frame sizes differ by
+// build (sanitizer frames are several times larger), so besides counting depth
+// the evaluator measures its stack; a server thread has 8 MiB.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr size_t kDefaultStackBytes = size_t{6} << 20;
+#else
+inline constexpr size_t kDefaultStackBytes = size_t{2} << 20;
+#endif
+
 // Resource limits of one render. Defaults are far above what real chat
 // templates need and far below what exhausts a server: Qwen3's template takes
 // ~71 steps per message (DeepSeek-V3 ~50, Llama-3 ~24), so 20M steps render
@@ -36,6 +45,7 @@ struct Limits {
   int max_input_depth = 128;                     // JSON nesting of messages and extra variables
   int max_eval_depth = 1024;                     // nested evaluation frames (expressions, blocks, macro calls)
   int max_macro_depth = 128;                     // nested macro calls (recursion)
+  size_t max_stack_bytes = kDefaultStackBytes;   // stack used by nested evaluation
   int64_t max_steps = 20'000'000;                // nodes evaluated + per-element work of builtins
   int64_t max_loop_iterations = 1'000'000;       // for-loop iterations, all loops together
   size_t max_output = size_t{16} << 20;          // bytes of output, and of any one string value

@@ -67,6 +67,7 @@ class Evaluator {
   enum class Flow { Normal, Break, Continue };
 
   const ErrorCtx& ctx() const { return ec_; }
+  void set_stack_base(const void* p) { spent_.stack_base = static_cast<const char*>(p); }
 
   void emit(std::string& out, const std::string& piece, size_t pos) {
     if (out.size() + piece.size() > lim_.max_output)
@@ -111,6 +112,7 @@ class Evaluator {
       case Node::SetBlock: {
         std::string body;
         exec(*n.c[1], sc, body);
+        ec_.charge_bytes(body.size(), n.pos);
         sc->vars[n.c[0]->s] = Value::str(std::move(body));
         return Flow::Normal;
       }
@@ -531,6 +533,7 @@ class Evaluator {
 
 std::string render(const Node& program, const std::string& preprocessed, Value vars, const Limits& limits) {
   Evaluator ev(preprocessed, limits);
+  ev.set_stack_base(__builtin_frame_address(0));
   auto globals = std::make_shared<Scope>();
   Value g = Value::dict();
   add_globals(g, ev.ctx());

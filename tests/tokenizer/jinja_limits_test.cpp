@@ -215,6 +215,23 @@ TEST(JinjaLimits, MacroRecursion) {
   EXPECT_EQ(R("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{{ n }}{% endmacro %}{{ f(50) }}"), want);
 }
 
+TEST(JinjaLimits, StackBudget) {
+  moe::jinja::Limits lim;
+  lim.max_stack_bytes = 64 << 10;
+  try {
+    render_with("{% macro f(n) %}{% for i in [n] %}{{ f(n + 1) }}{% endfor %}{% endmacro %}{{ f(0) }}", lim);
+    ADD_FAILURE();
+  } catch (const moe::ChatTemplateError& e) {
+    EXPECT_NE(std::string(e.what()).find("stack budget of 65536 bytes"), std::string::npos) << e.what();
+  }
+  // With the default budget, recursion as deep as the macro limit allows fits a server thread (8 MiB).
+  std::string err = on_small_stack(size_t{8} << 20, [] {
+    R("{% macro f(n) %}{% for i in [n] %}{% if i < 1000 %}{{ f(n + 1)|trim ~ (i|string) }}{% endif %}{% endfor %}"
+      "{% endmacro %}{{ f(0) }}");
+  });
+  EXPECT_NE(err.find("nested deeper than"), std::string::npos) << err;
+}
+
 TEST(JinjaLimits, SizesOfRangeRepetitionAndLists) {
   expect_render_error("{{ range(10 ** 9)|length }}", "range() of 1000000000 elements exceeds the limit of 1000000");
   expect_render_error("{{ range(-9223372036854775807, 9223372036854775807)|length }}", "exceeds the limit");
