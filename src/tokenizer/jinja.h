@@ -27,14 +27,26 @@ inline constexpr int kMaxParseDepth = 256;
 // reference cycles. Deeper values (or a list that contains itself) are an error.
 inline constexpr int kMaxValueDepth = 256;
 
+// Stack the evaluator may use below render()'s frame. Frame sizes differ by
+// build (sanitizer frames are several times larger), so besides counting depth
+// the evaluator measures its stack; a server thread has 8 MiB.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr size_t kDefaultStackBytes = size_t{6} << 20;
+#else
+inline constexpr size_t kDefaultStackBytes = size_t{2} << 20;
+#endif
+
 // Resource limits of one render. Defaults are far above what real chat
-// templates need (the largest, Qwen3 with tools over a long conversation, takes
-// a few thousand steps per message) and far below what exhausts a server.
+// templates need and far below what exhausts a server: Qwen3's template takes
+// ~71 steps per message (DeepSeek-V3 ~50, Llama-3 ~24), so 20M steps render
+// ~280k messages (the server accepts at most 100k); 20M steps take ~2-4 s and
+// 1M empty loop iterations ~1 s on one core of the 2-core CI VM.
 struct Limits {
   int max_input_depth = 128;                     // JSON nesting of messages and extra variables
   int max_eval_depth = 1024;                     // nested evaluation frames (expressions, blocks, macro calls)
   int max_macro_depth = 128;                     // nested macro calls (recursion)
-  int64_t max_steps = 50'000'000;                // nodes evaluated + per-element work of builtins
+  size_t max_stack_bytes = kDefaultStackBytes;   // stack used by nested evaluation
+  int64_t max_steps = 20'000'000;                // nodes evaluated + per-element work of builtins
   int64_t max_loop_iterations = 1'000'000;       // for-loop iterations, all loops together
   size_t max_output = size_t{16} << 20;          // bytes of output, and of any one string value
   size_t max_list = 1'000'000;                   // elements of one list built by the template
@@ -57,6 +69,16 @@ struct Value {
   std::shared_ptr<Object> obj;
   std::shared_ptr<Callable> fn;
   bool is_namespace = false;
+
+  Value() = default;
+  Value(const Value&) = default;
+  Value(Value&&) noexcept = default;
+  Value& operator=(const Value&) = default;
+  Value& operator=(Value&&) noexcept = default;
+  // Frees nested lists/dicts with an explicit stack: a template can build a list
+  // nested a million deep (`set x = [x]` in a loop), and freeing it by recursion
+  // would overflow the stack.
+  ~Value();
 
   static Value none() { Value v; v.kind = None; return v; }
   static Value boolean(bool x) { Value v; v.kind = Bool; v.b = x; return v; }

@@ -53,9 +53,12 @@ std::string replace_all(const std::string& s, const std::string& from, const std
 }
 
 Value split(const std::string& s, const Value* sep, const Value* maxsplit, const ErrorCtx& ec, size_t epos) {
-  if (s.size() >= ec.lim.max_list)  // a split has at most size + 1 parts
-    ec.fail(fmt::format("split of a {}-byte string could exceed the list limit of {}", s.size(), ec.lim.max_list), epos);
   Array out;
+  auto push = [&](std::string part) {
+    if (out.size() >= ec.lim.max_list)
+      ec.fail(fmt::format("split result exceeds the limit of {} elements", ec.lim.max_list), epos);
+    out.push_back(Value::str(std::move(part)));
+  };
   int64_t limit = maxsplit && maxsplit->kind == Value::Int ? maxsplit->i : -1;
   if (!sep || sep->kind == Value::None || sep->kind == Value::Undefined) {
     size_t i = 0;
@@ -63,12 +66,12 @@ Value split(const std::string& s, const Value* sep, const Value* maxsplit, const
       while (i < s.size() && is_space(s[i])) ++i;
       if (i >= s.size()) break;
       if (limit >= 0 && static_cast<int64_t>(out.size()) == limit) {
-        out.push_back(Value::str(strip(s.substr(i), nullptr, false, true)));
+        push(strip(s.substr(i), nullptr, false, true));
         break;
       }
       size_t j = i;
       while (j < s.size() && !is_space(s[j])) ++j;
-      out.push_back(Value::str(s.substr(i, j - i)));
+      push(s.substr(i, j - i));
       i = j;
     }
     return ec.make_list(std::move(out), "split result", epos);
@@ -78,10 +81,10 @@ Value split(const std::string& s, const Value* sep, const Value* maxsplit, const
   for (;;) {
     size_t at = d.empty() ? std::string::npos : s.find(d, pos);
     if (at == std::string::npos || (limit >= 0 && static_cast<int64_t>(out.size()) == limit)) {
-      out.push_back(Value::str(s.substr(pos)));
+      push(s.substr(pos));
       break;
     }
-    out.push_back(Value::str(s.substr(pos, at - pos)));
+    push(s.substr(pos, at - pos));
     pos = at + d.size();
   }
   return ec.make_list(std::move(out), "split result", epos);

@@ -67,6 +67,7 @@ class Evaluator {
   enum class Flow { Normal, Break, Continue };
 
   const ErrorCtx& ctx() const { return ec_; }
+  void set_stack_base(const void* p) { spent_.stack_base = static_cast<const char*>(p); }
 
   void emit(std::string& out, const std::string& piece, size_t pos) {
     if (out.size() + piece.size() > lim_.max_output)
@@ -111,6 +112,7 @@ class Evaluator {
       case Node::SetBlock: {
         std::string body;
         exec(*n.c[1], sc, body);
+        ec_.charge_bytes(body.size(), n.pos);
         sc->vars[n.c[0]->s] = Value::str(std::move(body));
         return Flow::Normal;
       }
@@ -157,15 +159,16 @@ class Evaluator {
 
   Flow exec_for(const Node& n, const ScopePtr& sc, std::string& out) {
     Value it = eval(*n.c[0], sc);
+    // A list is iterated in place, over the length it had at the start (lists
+    // only grow: append is the one mutation, so every index stays valid).
+    std::shared_ptr<Array> src;
     Array items;
     if (it.kind == Value::List) {
-      ec_.step(static_cast<int64_t>(it.arr->size()), n.pos);
-      ec_.charge_bytes(it.arr->size() * sizeof(Value), n.pos);
-      items = *it.arr;
+      src = it.arr;
     } else if (it.kind == Value::Dict) {
       for (const auto& [k, v] : *it.obj) items.push_back(Value::str(k));
       it = ec_.make_list(std::move(items), "the loop's keys", n.pos);
-      items = std::move(*it.arr);
+      src = it.arr;
     } else if (it.kind == Value::String) {
       if (it.s.size() > lim_.max_list)
         ec_.fail(fmt::format("loop over a string of {} bytes, more than the limit of {}", it.s.size(), lim_.max_list), n.pos);
@@ -181,37 +184,42 @@ class Evaluator {
     } else if (it.kind != Value::Undefined && it.kind != Value::None) {
       ec_.fail(fmt::format("cannot iterate over {}", it.type_name()), n.pos);
     }
+    if (!src) src = std::make_shared<Array>(std::move(items));
     auto ls = std::make_shared<Scope>();
     ls->parent = sc;
     // The optional `if` filter applies before loop.* is computed.
     if (n.c[1]) {
       Array kept;
-      for (auto& v : items) {
+      const size_t n_all = src->size();
+      for (size_t k = 0; k < n_all; ++k) {
         count_iteration(n.pos);
-        bind_targets(n, v, *ls);
-        if (eval(*n.c[1], ls).truthy()) kept.push_back(v);
+        bind_targets(n, (*src)[k], *ls);
+        if (eval(*n.c[1], ls).truthy()) kept.push_back((*src)[k]);
       }
-      items.swap(kept);
+      src = std::make_shared<Array>(std::move(kept));
     }
-    if (items.empty()) {
+    const Array& elems = *src;
+    if (elems.empty()) {
       if (!n.extra.empty()) return exec(*n.extra[0], sc, out);
       return Flow::Normal;
     }
-    size_t len = items.size();
+    const size_t len = elems.size();
     for (size_t k = 0; k < len; ++k) {
       count_iteration(n.pos);
-      bind_targets(n, items[k], *ls);
-      Value loop = Value::dict();
-      loop.set("index", Value::integer(static_cast<int64_t>(k + 1)));
-      loop.set("index0", Value::integer(static_cast<int64_t>(k)));
-      loop.set("revindex", Value::integer(static_cast<int64_t>(len - k)));
-      loop.set("revindex0", Value::integer(static_cast<int64_t>(len - k - 1)));
-      loop.set("first", Value::boolean(k == 0));
-      loop.set("last", Value::boolean(k + 1 == len));
-      loop.set("length", Value::integer(static_cast<int64_t>(len)));
-      loop.set("previtem", k > 0 ? items[k - 1] : Value());
-      loop.set("nextitem", k + 1 < len ? items[k + 1] : Value());
-      ls->vars["loop"] = loop;
+      bind_targets(n, elems[k], *ls);
+      auto num = [](size_t x) { return Value::integer(static_cast<int64_t>(x)); };
+      Object loop;
+      loop.reserve(9);
+      loop.emplace_back("index", num(k + 1));
+      loop.emplace_back("index0", num(k));
+      loop.emplace_back("revindex", num(len - k));
+      loop.emplace_back("revindex0", num(len - k - 1));
+      loop.emplace_back("first", Value::boolean(k == 0));
+      loop.emplace_back("last", Value::boolean(k + 1 == len));
+      loop.emplace_back("length", num(len));
+      loop.emplace_back("previtem", k > 0 ? elems[k - 1] : Value());
+      loop.emplace_back("nextitem", k + 1 < len ? elems[k + 1] : Value());
+      ls->vars["loop"] = Value::dict(std::move(loop));
       Flow f = exec(*n.c[2], ls, out);
       if (f == Flow::Break) break;
     }
@@ -525,6 +533,7 @@ class Evaluator {
 
 std::string render(const Node& program, const std::string& preprocessed, Value vars, const Limits& limits) {
   Evaluator ev(preprocessed, limits);
+  ev.set_stack_base(__builtin_frame_address(0));
   auto globals = std::make_shared<Scope>();
   Value g = Value::dict();
   add_globals(g, ev.ctx());

@@ -3,6 +3,7 @@
 // context, which also carries the render's Limits and the Budget spent so far.
 // Every check that fails throws ChatTemplateError naming the construct's line.
 #pragma once
+#include <cstddef>
 #include <string>
 
 #include "tokenizer/jinja.h"
@@ -16,6 +17,7 @@ struct Budget {
   int64_t bytes = 0;
   int depth = 0;        // evaluation frames now on the stack (eval, exec, builtin recursion)
   int macro_depth = 0;  // macro calls now on the stack
+  const char* stack_base = nullptr;  // render()'s frame: stack use is measured from here
 };
 
 struct ErrorCtx {
@@ -37,6 +39,11 @@ class DepthGuard {
     if (++spent_.depth > ec.lim.max_eval_depth) {
       --spent_.depth;
       ec.fail(fmt::format("evaluation nested deeper than {} levels", ec.lim.max_eval_depth), pos);
+    }
+    const char* here = static_cast<const char*>(__builtin_frame_address(0));
+    if (spent_.stack_base && spent_.stack_base - here > static_cast<std::ptrdiff_t>(ec.lim.max_stack_bytes)) {
+      --spent_.depth;
+      ec.fail(fmt::format("evaluation nested deeper than its stack budget of {} bytes", ec.lim.max_stack_bytes), pos);
     }
   }
   ~DepthGuard() { --spent_.depth; }

@@ -101,6 +101,37 @@ Value Value::from_json(const nlohmann::json& j, const std::string& field, int ma
   return convert_top(j, field, max_depth);
 }
 
+namespace {
+
+// Moves the lists/dicts that `v` solely owns into `stack`, so that freeing `v`
+// afterwards frees only leaves and shared containers (one level, no recursion).
+void take_owned_children(Value& v, std::vector<Value>& stack) {
+  auto take = [&](Value& c) {
+    if ((c.arr && c.arr.use_count() == 1) || (c.obj && c.obj.use_count() == 1)) stack.push_back(std::move(c));
+  };
+  if (v.arr && v.arr.use_count() == 1)
+    for (auto& c : *v.arr) take(c);
+  if (v.obj && v.obj.use_count() == 1)
+    for (auto& kv : *v.obj) take(kv.second);
+}
+
+}  // namespace
+
+Value::~Value() {
+  if (!(arr && arr.use_count() == 1) && !(obj && obj.use_count() == 1)) return;
+  thread_local bool draining = false;
+  thread_local std::vector<Value> stack;
+  take_owned_children(*this, stack);
+  if (draining) return;  // an outer ~Value is draining the stack
+  draining = true;
+  while (!stack.empty()) {
+    Value v = std::move(stack.back());
+    stack.pop_back();
+    take_owned_children(v, stack);
+  }  // each v dies here with only leaves left below it
+  draining = false;
+}
+
 bool Value::truthy() const {
   switch (kind) {
     case Undefined: case None: return false;

@@ -169,7 +169,63 @@ struct Fuzzer {
     return v;
   }
 
+  // A random well-formed expression over the builtins (depth-limited grammar).
+  std::string gen_expr(int depth) {
+    static const char* atoms[] = {"messages", "messages[0]", "messages[-1].content", "tools", "x", "bos_token",
+                                  "loop", "ns", "none", "true", "0", "1", "-1", "3", "9223372036854775807", "0.5",
+                                  "1e9", "''", "'ab'", "'a,b c'", "'\\n'", "[]", "{}", "range(5)", "add_generation_prompt"};
+    static const char* filters[] = {"trim", "length", "tojson", "string", "upper", "lower", "capitalize", "title",
+                                    "items", "join(', ')", "default('d')", "first", "last", "list", "reverse", "int",
+                                    "float", "abs", "e", "unique", "indent(2)", "map(attribute='role')",
+                                    "selectattr('role', 'equalto', 'user')", "reject('none')", "replace('a', 'bb')",
+                                    "tojson(indent=2)", "map('upper')", "select", "count", "safe", "d(x, true)"};
+    static const char* methods[] = {"split()", "split(',')", "strip()", "lstrip('a')", "rstrip()", "upper()",
+                                    "startswith('a')", "endswith(['b'])", "find('b')", "count('a')", "join(['x', 1])",
+                                    "items()", "keys()", "values()", "get('role', 0)", "append(1)", "index(1)",
+                                    "replace('a', 'c', 1)", "title()"};
+    static const char* tests[] = {"defined", "none", "string", "mapping", "iterable", "number", "integer", "odd",
+                                  "divisibleby(3)", "in([1, 2])", "equalto(1)", "true", "lower", "sequence", "callable"};
+    static const char* ops[] = {"+", "-", "*", "/", "//", "%", "**", "~", "==", "!=", "<", ">=", "in", "not in",
+                                "and", "or"};
+    if (depth > 3) return atoms[below(std::size(atoms))];
+    switch (below(10)) {
+      case 0: return gen_expr(depth + 1) + " " + ops[below(std::size(ops))] + " " + gen_expr(depth + 1);
+      case 1: return gen_expr(depth + 1) + "|" + filters[below(std::size(filters))];
+      case 2: return "(" + gen_expr(depth + 1) + ")." + methods[below(std::size(methods))];
+      case 3: return gen_expr(depth + 1) + " is " + (below(2) ? "not " : "") + tests[below(std::size(tests))];
+      case 4: return "[" + gen_expr(depth + 1) + ", " + gen_expr(depth + 1) + "]";
+      case 5: return "{'k': " + gen_expr(depth + 1) + "}";
+      case 6: return gen_expr(depth + 1) + " if " + gen_expr(depth + 1) + " else " + gen_expr(depth + 1);
+      case 7: return "(" + gen_expr(depth + 1) + ")[" + gen_expr(depth + 1) + "]";
+      case 8: return "(" + gen_expr(depth + 1) + ")[" + std::to_string(static_cast<int>(below(5)) - 2) + ":" +
+                     (below(2) ? "" : "-1") + ":" + (below(2) ? "-1" : "2") + "]";
+      default: return std::string(below(2) ? "not " : "-") + gen_expr(depth + 1);
+    }
+  }
+
+  std::string gen_statement() {
+    switch (below(5)) {
+      case 0: return "{% set ns = namespace(v=" + gen_expr(1) + ") %}{{ ns.v }}";
+      case 1: return "{% for v in " + gen_expr(1) + " %}{{ v }}{{ loop.index }}{% else %}E{% endfor %}";
+      case 2: return "{% if " + gen_expr(1) + " %}{{ " + gen_expr(1) + " }}{% endif %}";
+      case 3: return "{% macro mm(a, b=" + gen_expr(2) + ") %}{{ a ~ b }}{% endmacro %}{{ mm(" + gen_expr(1) + ") }}";
+      default: return "{{ " + gen_expr(0) + " }}";
+    }
+  }
+
   std::string mutate(std::string s) {
+    if (below(3) == 0) {  // a well-formed statement between two tags (or at the ends)
+      std::vector<size_t> cuts = {0, s.size()};
+      for (size_t p = s.find("}"); p != std::string::npos && cuts.size() < 400; p = s.find("}", p + 1))
+        if (p > 0 && p + 1 < s.size() && (s[p - 1] == '%' || s[p - 1] == '}')) cuts.push_back(p + 1);
+      std::vector<size_t> at;
+      for (size_t n = 1 + below(3); n > 0; --n) at.push_back(cuts[below(cuts.size())]);
+      std::sort(at.rbegin(), at.rend());  // back to front: earlier positions stay valid
+      std::string out = s;
+      for (size_t p : at) out.insert(p, gen_statement());
+      if (below(3)) return out;
+      s = out;
+    }
     for (size_t rounds = below(3) ? 1 : 2 + below(3); rounds > 0; --rounds) {
       const size_t at = below(s.size() + 1);
       switch (below(9)) {
@@ -263,7 +319,7 @@ struct Fuzzer {
       slowest = s;
       slowest_template = tmpl.substr(0, 300);
     }
-    if (s > 0.3 && std::getenv("MOE_FUZZ_DUMP_SLOW")) {
+    if (s == slowest && std::getenv("MOE_FUZZ_DUMP_SLOW")) {  // the slowest case so far, to reproduce it
       std::ofstream(std::getenv("MOE_FUZZ_DUMP_SLOW")) << tmpl << "\n=====\n"
           << msgs.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n=====\n"
           << vars.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n" << outcome << " " << s << "\n";

@@ -71,6 +71,37 @@ void nest_arrays(J& root, int depth) {
   }
 }
 
+// Runs fn on a thread with the given stack size; reports what it threw.
+std::string on_small_stack(size_t stack_bytes, const std::function<void()>& fn) {
+  struct Job {
+    const std::function<void()>* fn;
+    std::string error;
+  } job{&fn, ""};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, stack_bytes);
+  pthread_t t;
+  auto body = [](void* p) -> void* {
+    auto* j = static_cast<Job*>(p);
+    try {
+      (*j->fn)();
+    } catch (const std::exception& e) {
+      j->error = e.what();
+    }
+    return nullptr;
+  };
+  EXPECT_EQ(pthread_create(&t, &attr, body, &job), 0);
+  pthread_join(t, nullptr);
+  pthread_attr_destroy(&attr);
+  return job.error;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kStack = size_t{8} << 20;  // sanitizer frames are several times larger
+#else
+constexpr size_t kStack = size_t{1} << 20;
+#endif
+
 TEST(JinjaLimits, DeepMessageFieldIsA400StyleErrorNamingTheField) {
   for (int depth : {129, 50000}) {
     nlohmann::json msgs = nlohmann::json::array();
@@ -139,6 +170,25 @@ TEST(JinjaLimits, DeepAndSelfContainingValues) {
   expect_render_error("{{ {'a': 1}|tojson(indent=100000) }}", "larger than 64");
 }
 
+TEST(JinjaLimits, FreeingAVeryDeepValueDoesNotRecurse) {
+  // 100k levels, built by rebinding in a loop scope and by appending down a chain;
+  // both are freed when the render ends (on a small stack: no recursion).
+  std::string err = on_small_stack(kStack, [] {
+    R("{% set x = [] %}{% for i in range(100000) %}{% set x = [x] %}{% endfor %}");
+    R("{% set ns = namespace(cur=[]) %}{% set root = ns.cur %}{% for i in range(100000) %}{% set n = {'a': []} %}"
+      "{{ ns.cur.append(n) }}{% set ns.cur = n.a %}{% endfor %}{{ root|length }}");
+  });
+  EXPECT_EQ(err, "");
+}
+
+TEST(JinjaLimits, LoopOverAListThatGrowsInItsBody) {
+  // Iterates over the length at the start; appends reallocate the list under the
+  // loop (ASan checks no element is read from the old storage).
+  EXPECT_EQ(R("{% set l = [1, 2] %}{% for x in l %}{{ l.append(x * 10) }}{{ x }}{{ loop.nextitem }}{% endfor %}{{ l }}"),
+            "None12None2[1, 2, 10, 20]");
+  EXPECT_EQ(R("{% set l = ['a'] %}{% for x in l if l.append(x) is none %}{{ x }}{% endfor %}{{ l|length }}"), "a2");
+}
+
 TEST(JinjaLimits, ParserNesting) {
   expect_parse_error("{{ " + repeat("(", 100000) + "1" + repeat(")", 100000) + " }}", "nesting deeper than 256");
   expect_parse_error("{{ " + repeat("[", 100000) + " }}", "nesting deeper than 256");
@@ -163,6 +213,23 @@ TEST(JinjaLimits, MacroRecursion) {
   std::string want;
   for (int i = 0; i <= 50; ++i) want += std::to_string(i);
   EXPECT_EQ(R("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{{ n }}{% endmacro %}{{ f(50) }}"), want);
+}
+
+TEST(JinjaLimits, StackBudget) {
+  moe::jinja::Limits lim;
+  lim.max_stack_bytes = 64 << 10;
+  try {
+    render_with("{% macro f(n) %}{% for i in [n] %}{{ f(n + 1) }}{% endfor %}{% endmacro %}{{ f(0) }}", lim);
+    ADD_FAILURE();
+  } catch (const moe::ChatTemplateError& e) {
+    EXPECT_NE(std::string(e.what()).find("stack budget of 65536 bytes"), std::string::npos) << e.what();
+  }
+  // With the default budget, recursion as deep as the macro limit allows fits a server thread (8 MiB).
+  std::string err = on_small_stack(size_t{8} << 20, [] {
+    R("{% macro f(n) %}{% for i in [n] %}{% if i < 1000 %}{{ f(n + 1)|trim ~ (i|string) }}{% endif %}{% endfor %}"
+      "{% endmacro %}{{ f(0) }}");
+  });
+  EXPECT_NE(err.find("nested deeper than"), std::string::npos) << err;
 }
 
 TEST(JinjaLimits, SizesOfRangeRepetitionAndLists) {
@@ -190,13 +257,23 @@ TEST(JinjaLimits, SizesOfRangeRepetitionAndLists) {
   expect_render_error("{{ ('x\n' * 1000000)|indent(100) }}", "filter 'indent' result");
   expect_render_error("{{ 'x'|indent(-1) }}", "outside 0..1000");
   expect_render_error("{{ ('x' * 2000000)|list|length }}", "exceeds the limit of 1000000");
+  expect_render_error("{{ (' x' * 1500000).split()|length }}", "split result exceeds the limit of 1000000");
+  expect_render_error("{{ ('x,' * 1500000).split(',')|length }}", "split result exceeds the limit of 1000000");
+  EXPECT_EQ(R("{{ ('x' * 2000000).split(',')|length }}"), "1");  // a long string with few parts is fine
   EXPECT_EQ(R("{{ 'abcab'.count(5) }}{{ 'abcab'.count('ab') }}"), "02");
 }
 
 TEST(JinjaLimits, LoopIterationsStepsAndOutput) {
-  expect_render_error("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(2) %}{% endfor %}"
-                      "{% endfor %}{% endfor %}",
-                      "more than 1000000 iterations");
+  moe::jinja::Limits few;
+  few.max_loop_iterations = 10000;
+  try {  // nested loops count together
+    render_with("{% for i in range(100) %}{% for j in range(100) %}{% for k in range(2) %}{% endfor %}{% endfor %}"
+                "{% endfor %}", few);
+    ADD_FAILURE();
+  } catch (const moe::ChatTemplateError& e) {
+    EXPECT_NE(std::string(e.what()).find("more than 10000 iterations"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(render_with("{% for i in range(100) %}{% for j in range(99) %}{% endfor %}{% endfor %}", few), "");
   expect_render_error("{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", "output exceeds 16777216 bytes");
   moe::jinja::Limits small;
   small.max_steps = 10000;
@@ -239,37 +316,6 @@ TEST(JinjaLimits, ErrorTypes) {
   expect_render_error("{{ 1 / 0 }}", "division by zero");
   expect_parse_error("{% if x %}", "missing");
 }
-
-// Runs fn on a thread with the given stack size; reports what it threw.
-std::string on_small_stack(size_t stack_bytes, const std::function<void()>& fn) {
-  struct Job {
-    const std::function<void()>* fn;
-    std::string error;
-  } job{&fn, ""};
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, stack_bytes);
-  pthread_t t;
-  auto body = [](void* p) -> void* {
-    auto* j = static_cast<Job*>(p);
-    try {
-      (*j->fn)();
-    } catch (const std::exception& e) {
-      j->error = e.what();
-    }
-    return nullptr;
-  };
-  EXPECT_EQ(pthread_create(&t, &attr, body, &job), 0);
-  pthread_join(t, nullptr);
-  pthread_attr_destroy(&attr);
-  return job.error;
-}
-
-#if defined(__SANITIZE_ADDRESS__)
-constexpr size_t kStack = size_t{8} << 20;  // sanitizer frames are several times larger
-#else
-constexpr size_t kStack = size_t{1} << 20;
-#endif
 
 TEST(JinjaLimits, WorstAcceptedNestingFitsASmallStack) {
   // Each case runs into (or right up to) its limit; a stack overflow would crash the test.
