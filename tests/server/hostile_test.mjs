@@ -49,7 +49,7 @@ async function hit(kind, data, want, { param, code, timeoutMs = 10000 } = {}) {
 }
 
 // ---- the prober: /health every 100 ms and a normal chat request every 700 ms, all along ----
-const probe = { health: 0, healthFail: 0, maxHealthMs: 0, normal: 0, normalFail: [], running: true };
+const probe = { health: 0, healthFail: 0, maxHealthMs: 0, normal: 0, normalBusy: 0, normalFail: [], running: true };
 async function normalRequest(tag) {
   const r = await fetch(srv.url + chat, { method: 'POST', headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ messages: [{ role: 'user', content: 'normal ' + tag }], max_tokens: 4, temperature: 0 }) });
@@ -71,7 +71,8 @@ const prober = (async () => {
       // A normal request may meet a full queue during the flood: 429 is the server degrading, not failing.
       try {
         const err = await normalRequest(k);
-        if (err && !err.startsWith('429')) probe.normalFail.push(err);
+        if (err && err.startsWith('429')) probe.normalBusy++;
+        else if (err) probe.normalFail.push(err);
         probe.normal++;
       } catch (e) { probe.normalFail.push(String(e)); }
     }
@@ -280,7 +281,7 @@ try {
   console.log(`queue floods of ${MAX_QUEUE * 10} (max-queue ${MAX_QUEUE}, ${SLOTS} slots): ${f1.ok}+${f2.ok} accepted and complete, ` +
     `${f1.busy}+${f2.busy} answered 429 with Retry-After`);
   console.log(`prober: ${probe.health} /health (${probe.healthFail} failed, slowest ${probe.maxHealthMs} ms), ` +
-    `${probe.normal} normal requests (${probe.normalFail.length} failed)`);
+    `${probe.normal} normal requests (${probe.normalBusy} answered 429 during a flood, ${probe.normalFail.length} failed)`);
   console.log(`RSS: ${(rssWarm / 1024).toFixed(1)} MiB after warm-up, ${(rssAfter / 1024).toFixed(1)} MiB after the battery ` +
     `(${((ratio - 1) * 100).toFixed(1)}%)`);
   check(hostile >= 100, 'fewer than 100 hostile requests');
