@@ -127,9 +127,11 @@ std::string Server::Impl::read_body(const httplib::Request& req, httplib::Respon
     return ApiError{413, fmt::format("the request body exceeds the limit of {} bytes (--max-body)", o.max_body_bytes),
                     "invalid_request_error", "", "payload_too_large"};
   };
-  if (req.is_multipart_form_data())
+  if (req.is_multipart_form_data()) {
+    res.set_header("Connection", "close");  // its body stays unread
     throw ApiError{415, "multipart bodies are not accepted: send the JSON request body", "invalid_request_error", "",
                    "unsupported_media_type"};
+  }
   std::string body;
   bool over = false;
   const bool ok = reader([&](const char* data, size_t n) {
