@@ -7,7 +7,8 @@
 // variables (deep JSON, huge numbers, wrong types, invalid UTF-8). Invariants:
 // parse throws only moe::Error, render only ChatTemplateError; no crash (ASan
 // checks memory); every render finishes within the fuzz Limits (time checked).
-// MOE_FUZZ_ITERS, MOE_FUZZ_SECONDS and MOE_FUZZ_SEED override the budget.
+// MOE_FUZZ_ITERS, MOE_FUZZ_SECONDS and MOE_FUZZ_SEED override the budget;
+// MOE_FUZZ_DUMP_SLOW=FILE writes the slowest case (template, messages, vars).
 #include <gtest/gtest.h>
 
 #include <algorithm>
