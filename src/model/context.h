@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "model/expert_group.h"
 #include "model/model.h"
 #include "model/moe.h"
 
@@ -82,6 +83,11 @@ class Context {
   void reset_stage_times() { times_ = {}; }
   // Tokens routed to each expert, accumulated over all evals: [n_layer][n_expert].
   const std::vector<std::vector<int64_t>>& expert_load() const { return expert_load_; }
+  // Expert parallelism (model/expert_group.h): from now on this context computes only
+  // the routed experts that group->rank() owns and sums the MoE outputs over the group.
+  // Every member must run the same calls on the same tokens. nullptr: all experts here.
+  void set_expert_group(std::shared_ptr<ExpertGroup> group) { group_ = std::move(group); }
+  const ExpertGroup* expert_group() const { return group_.get(); }
 
  private:
   friend struct Forward;
@@ -130,6 +136,10 @@ class Context {
   KvView kv_view(bool k, int il, int seq) const;
   void moe_ffn(int il, const float* x, int64_t T, float* out);
   void expert_matmul(const LayerWeights& L, int64_t T);
+  // With an expert group: drops the experts other members own from disp_.active and
+  // zeroes their slots' output rows, so combine adds exactly this member's share
+  // (model/expert_shard.cpp).
+  void keep_local_experts();
 
   std::shared_ptr<const Model> model_;
   ContextOptions opts_;
@@ -167,6 +177,7 @@ class Context {
   bool record_routing_ = false;
   RoutingRecord routing_;
   std::vector<std::vector<int64_t>> expert_load_;
+  std::shared_ptr<ExpertGroup> group_;  // expert parallelism; nullptr: one process
 };
 
 }  // namespace moe

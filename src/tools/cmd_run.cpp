@@ -1,5 +1,7 @@
 // `moe run` (generate text or token ids) and `moe logits` (dump all logits of a
-// token sequence as raw little-endian float32 [n_tokens, n_vocab]).
+// token sequence as raw little-endian float32 [n_tokens, n_vocab]). Both run expert-
+// parallel under mpirun: every rank computes its share of the experts and the same
+// logits; rank 0 writes the outputs (the other ranks' stdout goes to /dev/null).
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include "base/mmap.h"
 #include "gguf/gguf.h"
 #include "base/timer.h"
+#include "dist/runtime.h"
 #include "model/context.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
@@ -96,6 +99,7 @@ void run(const RunOptions& o) {
   MOE_CHECK(!prompt.empty(), "empty prompt");
   Context ctx(model, {.n_ctx = o.ctx, .n_batch = o.batch, .n_threads = o.threads,
                       .kv_f16 = o.kv_type == "f16"});
+  ctx.set_expert_group(dist::world_expert_group());
   Sampler sampler(o.sp);
   std::vector<float> logits;
   std::vector<int32_t> history = prompt;
@@ -146,8 +150,10 @@ void logits_cmd(const std::string& model_path, const std::string& tokens, const 
   std::vector<int32_t> ids = parse_ids(tokens);
   MOE_CHECK(!ids.empty(), "--tokens is empty");
   Context ctx(model, {.n_ctx = static_cast<int64_t>(ids.size()), .n_batch = batch, .n_threads = threads});
+  ctx.set_expert_group(dist::world_expert_group());
   std::vector<float> logits;
   ctx.eval(ids, logits, true);
+  if (!dist::is_root()) return;  // rank 0 writes the file
   std::ofstream f(out, std::ios::binary);
   MOE_CHECK(f.good(), "{}: cannot open for writing", out);
   f.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
