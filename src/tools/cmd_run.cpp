@@ -81,6 +81,17 @@ std::shared_ptr<Model> load_with_progress(const std::string& path) {
 
 namespace {
 
+// Gives ctx this job's expert group (none outside mpirun) and says so on rank 0.
+void join_expert_group(Context& ctx) {
+  auto group = dist::world_expert_group();
+  const int64_t n_expert = ctx.model().cfg.n_expert;
+  if (group && n_expert > 0)
+    MOE_LOG_INFO("expert parallelism over {} MPI ranks: rank 0 computes routed experts [0, {}) of {} "
+                 "per MoE layer",
+                 group->size(), experts_begin(1, n_expert, group->size()), n_expert);
+  ctx.set_expert_group(std::move(group));
+}
+
 void run(const RunOptions& o) {
   auto model = load_with_progress(o.model);
   std::vector<int32_t> prompt;
@@ -99,7 +110,7 @@ void run(const RunOptions& o) {
   MOE_CHECK(!prompt.empty(), "empty prompt");
   Context ctx(model, {.n_ctx = o.ctx, .n_batch = o.batch, .n_threads = o.threads,
                       .kv_f16 = o.kv_type == "f16"});
-  ctx.set_expert_group(dist::world_expert_group());
+  join_expert_group(ctx);
   Sampler sampler(o.sp);
   std::vector<float> logits;
   std::vector<int32_t> history = prompt;
@@ -150,7 +161,7 @@ void logits_cmd(const std::string& model_path, const std::string& tokens, const 
   std::vector<int32_t> ids = parse_ids(tokens);
   MOE_CHECK(!ids.empty(), "--tokens is empty");
   Context ctx(model, {.n_ctx = static_cast<int64_t>(ids.size()), .n_batch = batch, .n_threads = threads});
-  ctx.set_expert_group(dist::world_expert_group());
+  join_expert_group(ctx);
   std::vector<float> logits;
   ctx.eval(ids, logits, true);
   if (!dist::is_root()) return;  // rank 0 writes the file

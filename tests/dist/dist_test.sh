@@ -31,8 +31,10 @@ same_logits() {  # same_logits NAME MODEL "IDS" N_VOCAB [FIXTURE_LOGITS FIXTURE_
   "$moe" logits -m "$m" --tokens "$ids" --out "$tmp/$name.n1.f32" -t 1 2>/dev/null ||
     { echo "  single-process logits failed"; return 1; }
   for n in 2 3; do
-    mpi "$n" "$moe" logits -m "$m" --tokens "$ids" --out "$tmp/$name.n$n.f32" -t 1 ||
-      { echo "  mpirun -np $n logits failed"; return 1; }
+    MOE_LOG=info mpi "$n" "$moe" logits -m "$m" --tokens "$ids" --out "$tmp/$name.n$n.f32" -t 1 \
+      2>"$tmp/err" || { echo "  mpirun -np $n logits failed: $(cat "$tmp/err")"; return 1; }
+    grep -q "expert parallelism over $n MPI ranks" "$tmp/err" ||
+      { echo "  mpirun -np $n: the ranks did not split the experts: $(cat "$tmp/err")"; return 1; }
     echo -n "  $name np$n vs np1: "
     "$cmp" "$tmp/$name.n$n.f32" "$tmp/$name.n1.f32" "$nv" 1e-5 || return 1
   done
