@@ -67,7 +67,28 @@ one=$("$moe" run -m "$s" --tokens "1 2 3" -n 8 --temp 0 --ids -t 1 2>/dev/null)
 two=$(mpi 2 "$moe" run -m "$s" --tokens "1 2 3" -n 8 --temp 0 --ids -t 1 2>/dev/null)
 check "mpirun -np 2 run: same greedy ids, printed once" test -n "$one" -a "$one" = "$two"
 
-check "inspect --ranks 2" bash -c "\"$moe\" inspect \"$s\" --no-tensors --ranks 2 | grep -q 'expert parallelism over 2 ranks'"
+# inspect --ranks N: every rank's figure = non-expert bytes + its experts' bytes, recomputed
+# here from the tensor table (routed-expert tensors: *_exps.*, experts outermost).
+inspect_ranks() {  # inspect_ranks MODEL N_RANKS N_EXPERT
+  "$moe" inspect "$1" --ranks "$2" | python3 -c "
+import re, sys
+n, ne = int(sys.argv[1]), int(sys.argv[2])
+text = sys.stdin.read()
+rows = re.findall(r'^(\S+)\s+\S+\s+\[[^\]]*\]\s+(\d+)$', text, re.M)
+total = sum(int(b) for _, b in rows)
+exps = sum(int(b) for name, b in rows if '_exps.' in name)
+assert rows and exps > 0, 'no expert tensors listed'
+ranks = [tuple(map(int, m)) for m in re.findall(r'rank \d+: (\d+) bytes \((\d+) non-expert \+ (\d+) expert\)', text)]
+assert len(ranks) == n, ranks
+for r, (all_, non, ex) in enumerate(ranks):
+    share = (((r + 1) * ne + n - 1) // n - (r * ne + n - 1) // n)
+    assert non == total - exps and ex == exps // ne * share and all_ == non + ex, (r, all_, non, ex, total, exps)
+print('  per-rank bytes:', [a for a, _, _ in ranks], 'of', total)
+" "$2" "$3"
+}
+check "inspect --ranks 2" inspect_ranks "$s" 2 8
+check "inspect --ranks 3 (gpt-oss, expert biases)" inspect_ranks "$fx/gpt-oss-f32.gguf" 3 \
+  "$(python3 -c "import json; print(next(m['hparams']['n_expert'] for m in json.load(open('$fx/manifest.json'))['models'] if m['file'] == 'gpt-oss-f32.gguf'))")"
 # Unsupported commands end the job with one clear error, not a hang.
 err=$(mpi 2 "$moe" bench -m "$s" -p 4 -n 2 2>&1 >/dev/null); rc=$?
 check "mpirun -np 2 bench refused" bash -c "[ $rc -ne 0 ] && [ $rc -ne 124 ] && [[ \"\$0\" == *'does not run over several MPI ranks'* ]]" "$err"
