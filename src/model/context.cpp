@@ -345,7 +345,7 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   // dispatch: quantize each token row once, then copy it to its experts' segments.
   timer.emplace(slot(times_.dispatch));
   dispatch(sel_.data(), T, K, c.n_expert, disp_);
-  if (group_) keep_local_experts();  // expert parallelism: this member's experts only
+  if (group_ || model_->expert_ranks > 1) keep_local_experts();  // expert parallelism
   const size_t qx = ops::activation_row_bytes(L.gate_exps.type, E);
   quantize_rows(L.gate_exps.type, x, T, E, qbuf_.data());
   each_token(disp_.n_slots(), [&](int64_t s) {
@@ -354,6 +354,9 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
 
   timer.emplace(slot(times_.experts));
   expert_matmul(L, T);
+  // Expert parallelism: each slot's row comes from the member that owns its expert (the
+  // others hold zeros there), so every member combines exactly the one-process rows.
+  if (group_) group_->sum(eo_.data(), disp_.n_slots() * E);
   timer.emplace(slot(times_.combine));
 
   for_tokens(T, [&](int64_t t0, int64_t t1) {
@@ -362,10 +365,16 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   });
 
   timer.emplace(slot(times_.shared_expert));
-  if (c.n_ff_shexp > 0 && (!group_ || group_->rank() == 0)) {
+  if (c.n_ff_shexp > 0) {
     // Shared expert: every token, optionally gated by sigmoid(gate_inp_shexp . x).
+    // With an expert group, member 0 computes it and the sum hands everyone its rows.
     float* u = attn_.data();  // [T, n_embd]; the attention output is no longer needed
-    dense_ffn(L.gate_shexp, L.up_shexp, L.down_shexp, x, T, c.n_ff_shexp, u);
+    if (!group_ || group_->rank() == 0) {
+      dense_ffn(L.gate_shexp, L.up_shexp, L.down_shexp, x, T, c.n_ff_shexp, u);
+    } else {
+      std::fill(u, u + T * E, 0.0f);
+    }
+    if (group_) group_->sum(u, T * E);
     each_token(T, [&](int64_t t) {
       float gate = 1.0f;
       if (L.gate_inp_shexp.present()) {
@@ -375,9 +384,6 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
       ops::axpy(gate, u + t * E, out + t * E, E);
     });
   }
-  // Expert parallelism: each member holds its experts' share (+ the shared expert on
-  // member 0); the sum over members is the whole MoE output, the same on every member.
-  if (group_) group_->sum(out, T * E);
 }
 
 }  // namespace moe

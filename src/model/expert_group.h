@@ -1,7 +1,8 @@
 // The hook through which expert parallelism enters the forward pass. A Context with an
-// ExpertGroup computes only the routed experts its member owns (expert_owner), adds the
-// shared experts on member 0 only, and then sums the partial MoE outputs of all members
-// with ExpertGroup::sum. model/ knows nothing of MPI: src/dist implements this interface.
+// ExpertGroup computes only the routed experts its member owns (expert_owner), and the
+// shared expert on member 0 only; ExpertGroup::sum then gives every member all expert
+// output rows (each row is non-zero on its owner only, so the sum is exact) and the
+// combine runs as in one process: logits equal the one-process logits bit for bit. model/ knows nothing of MPI: src/dist implements this interface.
 // Invariants: every member runs the same forward pass on the same tokens (so routing is
 // identical everywhere), and sum() hands every member bit-identical results (so the
 // members never diverge).

@@ -217,7 +217,13 @@ std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const 
   c.n_params_active = active;
   m->bytes_total = b.bound_bytes();
   m->bytes_active_per_token = active_bytes;
-  if (opts.pack && packing_enabled()) pack_weights(*m, opts.progress);
+  MOE_CHECK(opts.expert_ranks >= 1 && opts.expert_rank >= 0 && opts.expert_rank < opts.expert_ranks,
+            "load: expert rank {} of {} is out of range", opts.expert_rank, opts.expert_ranks);
+  if (opts.pack && packing_enabled()) {
+    m->expert_rank = opts.expert_rank;
+    m->expert_ranks = opts.expert_ranks;
+    pack_weights(*m, opts.progress);
+  }
   return m;
 }
 

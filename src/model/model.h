@@ -80,6 +80,10 @@ struct Model {
   std::shared_ptr<uint8_t> packed_storage;
   int64_t bytes_packed = 0;
   int64_t tensors_packed = 0;
+  // Expert parallelism (model/expert_group.h): when expert_ranks > 1, pack_weights packed
+  // only the routed experts that rank expert_rank owns (the others' packed slices are
+  // never written nor resident), and only a Context in a matching group may run it.
+  int expert_rank = 0, expert_ranks = 1;
 };
 
 struct LoadOptions {
@@ -88,6 +92,8 @@ struct LoadOptions {
   bool pack = true;
   // Called while packing with (bytes done, bytes total); may be empty.
   std::function<void(int64_t, int64_t)> progress;
+  // Expert parallelism: pack only the routed experts this rank owns (Model::expert_rank).
+  int expert_rank = 0, expert_ranks = 1;
 };
 
 std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& opts = {});

@@ -70,6 +70,10 @@ std::shared_ptr<Model> load_with_progress(const std::string& path) {
     if (done == total) fmt::print(stderr, "\n");
   };
   LoadOptions opts;
+  if (auto group = dist::world_expert_group()) {  // mpirun: pack only this rank's experts
+    opts.expert_rank = group->rank();
+    opts.expert_ranks = group->size();
+  }
   if (big) opts.progress = [&](int64_t done, int64_t total) { show("packing", done, total); };
   auto m = load_model(file, opts);
   if (big && m->tensors_packed == 0)
