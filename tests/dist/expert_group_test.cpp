@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../model/test_util.h"
+#include "base/error.h"
 #include "model/context.h"
 #include "model/model.h"
 
@@ -109,6 +110,21 @@ SynthOptions small(const char* arch, GgmlType type) {
 
 TEST(ExpertGroup, Qwen3MoeF32) { check_split(small("qwen3moe", GgmlType::F32), "qwen3moe_f32"); }
 TEST(ExpertGroup, Qwen2MoeSharedExpertQ8) { check_split(small("qwen2moe", GgmlType::Q8_0), "qwen2moe_q8"); }
+
+// A model whose load packed only one rank's experts refuses to run outside that rank.
+TEST(ExpertGroup, ShareLoadedModelNeedsItsGroup) {
+  const std::string path = test::synth(small("qwen3moe", GgmlType::Q8_0), "share_q8");
+  LoadOptions lo;
+  lo.expert_rank = 1;
+  lo.expert_ranks = 2;
+  auto model = load_model(path, lo);
+  if (model->tensors_packed == 0) GTEST_SKIP() << "no packed kernels on this CPU: nothing is split at load";
+  const std::vector<int32_t> tokens = test::random_tokens(4, 300, 3);
+  EXPECT_THROW(logits_of(model, tokens, nullptr), Error);
+  EXPECT_THROW(logits_of(model, tokens, std::make_shared<AloneGroup>(2)), Error);  // rank 0, not 1
+  lo.expert_ranks = 0;
+  EXPECT_THROW(load_model(path, lo), Error);
+}
 
 }  // namespace
 }  // namespace moe
