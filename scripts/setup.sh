@@ -13,7 +13,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 packages=(cmake g++ make pkg-config git curl
   libhwy-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libfmt-dev
-  libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev python3-torch)
+  libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev python3-torch
+  libopenmpi-dev openmpi-bin)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do

@@ -421,6 +421,7 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   // dispatch: quantize each token row once, then copy it to its experts' segments.
   timer.emplace(slot(times_.dispatch));
   dispatch(sel_.data(), T, K, c.n_expert, disp_);
+  if (group_ || model_->expert_ranks > 1) keep_local_experts();  // expert parallelism
   const size_t qx = ops::activation_row_bytes(L.gate_exps.type, E);
   quantize_rows(L.gate_exps.type, x, T, E, qbuf_.data());
   each_token(disp_.n_slots(), [&](int64_t s) {
@@ -440,6 +441,9 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
     if (i == 0 && expert_cache_ && opts_.prefetch) prefetch_next_layer(il, x, T);
     expert_matmul(L, part, expert_w_.data());
   }
+  // Expert parallelism: each slot's row comes from the member that owns its expert (the
+  // others hold zeros there), so every member combines exactly the one-process rows.
+  if (group_) group_->sum(eo_.data(), disp_.n_slots() * E);
   timer.emplace(slot(times_.combine));
 
   for_tokens(T, [&](int64_t t0, int64_t t1) {
@@ -450,8 +454,14 @@ void Context::moe_ffn(int il, const float* x, int64_t T, float* out) {
   timer.emplace(slot(times_.shared_expert));
   if (c.n_ff_shexp > 0) {
     // Shared expert: every token, optionally gated by sigmoid(gate_inp_shexp . x).
+    // With an expert group, member 0 computes it and the sum hands everyone its rows.
     float* u = attn_.data();  // [T, n_embd]; the attention output is no longer needed
-    dense_ffn(L.gate_shexp, L.up_shexp, L.down_shexp, x, T, c.n_ff_shexp, u);
+    if (!group_ || group_->rank() == 0) {
+      dense_ffn(L.gate_shexp, L.up_shexp, L.down_shexp, x, T, c.n_ff_shexp, u);
+    } else {
+      std::fill(u, u + T * E, 0.0f);
+    }
+    if (group_) group_->sum(u, T * E);
     each_token(T, [&](int64_t t) {
       float gate = 1.0f;
       if (L.gate_inp_shexp.present()) {

@@ -12,6 +12,7 @@
 
 #include "base/thread_pool.h"
 #include "model/expert_cache.h"
+#include "model/expert_group.h"
 #include "model/model.h"
 #include "model/moe.h"
 
@@ -101,6 +102,11 @@ class Context {
   size_t scratch_bytes() const;
   // Tokens routed to each expert, accumulated over all evals: [n_layer][n_expert].
   const std::vector<std::vector<int64_t>>& expert_load() const { return expert_load_; }
+  // Expert parallelism (model/expert_group.h): from now on this context computes only
+  // the routed experts that group->rank() owns and sums the MoE outputs over the group.
+  // Every member must run the same calls on the same tokens. nullptr: all experts here.
+  void set_expert_group(std::shared_ptr<ExpertGroup> group) { group_ = std::move(group); }
+  const ExpertGroup* expert_group() const { return group_.get(); }
 
  private:
   friend struct Forward;
@@ -159,6 +165,10 @@ class Context {
   // gate/up -> SwiGLU -> down over the dispatched segments of `experts`.
   void expert_matmul(const LayerWeights& L, std::span<const int32_t> experts,
                      const ExpertMatrices* w);
+  // With an expert group: drops the experts other members own from disp_.active and
+  // zeroes their slots' output rows, so combine adds exactly this member's share
+  // (model/expert_shard.cpp).
+  void keep_local_experts();
 
   std::shared_ptr<const Model> model_;
   ContextOptions opts_;
@@ -205,6 +215,7 @@ class Context {
   bool record_routing_ = false;
   RoutingRecord routing_;
   std::vector<std::vector<int64_t>> expert_load_;
+  std::shared_ptr<ExpertGroup> group_;  // expert parallelism; nullptr: one process
 };
 
 }  // namespace moe

@@ -219,8 +219,14 @@ std::shared_ptr<Model> load_model(std::shared_ptr<const gguf::File> file, const 
   c.n_params_active = active;
   m->bytes_total = b.bound_bytes();
   m->bytes_active_per_token = active_bytes;
+  MOE_CHECK(opts.expert_ranks >= 1 && opts.expert_rank >= 0 && opts.expert_rank < opts.expert_ranks,
+            "load: expert rank {} of {} is out of range", opts.expert_rank, opts.expert_ranks);
   m->experts_streamed = opts.stream_experts && c.is_moe();
   m->experts_packed = opts.pack && packing_enabled();
+  if (m->experts_packed) {
+    m->expert_rank = opts.expert_rank;
+    m->expert_ranks = opts.expert_ranks;
+  }
   protect_streamed_experts(*m);
   if (m->experts_packed) pack_weights(*m, opts.progress);
   return m;

@@ -89,6 +89,10 @@ struct Model {
   // Whether the kernels read routed experts in the packed layout (ops/pack.h)
   // where it applies: true when the loader packs, whether or not it streams.
   bool experts_packed = false;
+  // Expert parallelism (model/expert_group.h): when expert_ranks > 1, pack_weights packed
+  // only the routed experts that rank expert_rank owns (the others' packed slices are
+  // never written nor resident), and only a Context in a matching group may run it.
+  int expert_rank = 0, expert_ranks = 1;
 };
 
 struct LoadOptions {
@@ -100,6 +104,8 @@ struct LoadOptions {
   // Leave the routed experts on disk (not packed, their mapped pages never read):
   // a Context with ContextOptions::mem_budget streams them (model/expert_cache.h).
   bool stream_experts = false;
+  // Expert parallelism: pack only the routed experts this rank owns (Model::expert_rank).
+  int expert_rank = 0, expert_ranks = 1;
 };
 
 std::shared_ptr<Model> load_model(const std::string& path, const LoadOptions& opts = {});

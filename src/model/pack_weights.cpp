@@ -4,8 +4,10 @@
 // FFNs, shared experts, lm_head) is packed when its type has a packed layout.
 // The token embedding is read row by row (dequantize_row) and stays as stored;
 // so does a lm_head tied to it. Routed experts of a model loaded for streaming
-// are left on disk (model/expert_cache.cpp packs them slot by slot). Tensor::data keeps pointing at the file, which
-// the scalar reference forward pass and `moe inspect` read.
+// are left on disk (model/expert_cache.cpp packs them slot by slot). Tensor::data
+// keeps pointing at the file, which the scalar reference forward pass and
+// `moe inspect` read. With m.expert_ranks > 1 only the routed experts rank
+// m.expert_rank owns are packed (expert parallelism).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include "base/log.h"
 #include "base/timer.h"
 #include "gguf/gguf.h"
+#include "model/expert_group.h"
 #include "model/model.h"
 #include "ops/pack.h"
 #include "ops/quant.h"
@@ -79,10 +82,18 @@ int64_t pack_weights(Model& m, const std::function<void(int64_t, int64_t)>& prog
   std::vector<Job> jobs;
   std::vector<size_t> tensor_offset;
   size_t total = 0;
+  auto routed = [&](const Tensor* t) {
+    for (const LayerWeights& L : m.layers)
+      if (t == &L.gate_exps || t == &L.up_exps || t == &L.down_exps) return true;
+    return false;
+  };
   for (Tensor* t : tensors) {
     const size_t per = ops::packed_matrix_bytes(t->type, t->ne[1], t->ne[0]);
     tensor_offset.push_back(total);
-    for (int64_t e = 0; e < t->ne[2] * t->ne[3]; ++e) jobs.push_back({t, e, total + e * per});
+    const bool split = m.expert_ranks > 1 && routed(t);
+    for (int64_t e = 0; e < t->ne[2] * t->ne[3]; ++e)
+      if (!split || expert_owner(e, m.cfg.n_expert, m.expert_ranks) == m.expert_rank)
+        jobs.push_back({t, e, total + e * per});
     total += (per * t->ne[2] * t->ne[3] + 63) / 64 * 64;
   }
   constexpr size_t kHuge = size_t{2} << 20;

@@ -1,9 +1,11 @@
 // `moe inspect MODEL`: architecture, hyper-parameters, tensors, and total vs
-// active parameters per token (the activation ratio).
+// active parameters per token (the activation ratio); with --ranks N, the weight
+// memory of each rank when the routed experts are split over N MPI ranks.
 #include <fmt/format.h>
 
 #include <memory>
 
+#include "dist/memory.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "tools/commands.h"
@@ -32,7 +34,7 @@ static std::string show(const gguf::Value& v) {
   }
 }
 
-static void inspect(const std::string& path, bool tensors, bool metadata) {
+static void inspect(const std::string& path, bool tensors, bool metadata, int ranks) {
   auto file = std::make_shared<const gguf::File>(gguf::File::open(path));
   fmt::print("file: {} ({:.2f} MB, GGUF v{}, {} tensors, {} metadata keys)\n", path,
              file->file_size() / 1e6, file->version(), file->tensors().size(),
@@ -76,6 +78,17 @@ static void inspect(const std::string& path, bool tensors, bool metadata) {
              100.0 * c.n_params_active / c.n_params_total);
   fmt::print("weight bytes: total {:.2f} MB, active per token {:.2f} MB\n", model->bytes_total / 1e6,
              model->bytes_active_per_token / 1e6);
+  if (ranks > 0) {
+    const dist::RankMemory r = dist::rank_memory(*model, ranks);
+    fmt::print("expert parallelism over {} ranks: non-expert weights {:.2f} MB (on every rank) + "
+               "routed experts {:.2f} MB / {} = {:.2f} MB per rank (largest share {:.2f} MB)\n",
+               ranks, r.non_expert_bytes / 1e6, r.expert_bytes / 1e6, ranks,
+               (r.non_expert_bytes + r.expert_bytes / static_cast<double>(ranks)) / 1e6,
+               r.max_rank_bytes() / 1e6);
+    for (int i = 0; i < ranks && i < 64; ++i)  // the first 64 ranks
+      fmt::print("  rank {}: {} bytes ({} non-expert + {} expert)\n", i,
+                 r.non_expert_bytes + r.rank_expert_bytes[i], r.non_expert_bytes, r.rank_expert_bytes[i]);
+  }
   if (tensors) {
     fmt::print("{:<36} {:<7} {:<24} {:>12}\n", "tensor", "type", "shape", "bytes");
     for (const auto& t : file->tensors()) {
@@ -92,10 +105,14 @@ static void register_inspect_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto no_tensors = std::make_shared<bool>(false);
   auto metadata = std::make_shared<bool>(false);
+  auto ranks = std::make_shared<int>(0);
   cmd->add_option("model", *path, "GGUF model file")->required();
   cmd->add_flag("--no-tensors", *no_tensors, "Do not list tensors");
   cmd->add_flag("--metadata", *metadata, "Print every metadata key and value first");
-  cmd->callback([path, no_tensors, metadata] { inspect(*path, !*no_tensors, *metadata); });
+  cmd->add_option("--ranks", *ranks, "Print the weight memory per rank with the routed experts "
+                                     "split over this many MPI ranks")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->callback([=] { inspect(*path, !*no_tensors, *metadata, *ranks); });
 }
 
 MOE_REGISTER_COMMAND(inspect, register_inspect_command);

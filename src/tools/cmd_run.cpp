@@ -1,5 +1,7 @@
 // `moe run` (generate text or token ids) and `moe logits` (dump all logits of a
-// token sequence as raw little-endian float32 [n_tokens, n_vocab]).
+// token sequence as raw little-endian float32 [n_tokens, n_vocab]). Both run expert-
+// parallel under mpirun: every rank computes its share of the experts and the same
+// logits; rank 0 writes the outputs (the other ranks' stdout goes to /dev/null).
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include "base/mmap.h"
 #include "gguf/gguf.h"
 #include "base/timer.h"
+#include "dist/runtime.h"
 #include "model/context.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
@@ -69,6 +72,10 @@ std::shared_ptr<Model> load_with_progress(const std::string& path, bool stream_e
   };
   LoadOptions opts;
   opts.stream_experts = stream_experts;
+  if (auto group = dist::world_expert_group()) {  // mpirun: pack only this rank's experts
+    opts.expert_rank = group->rank();
+    opts.expert_ranks = group->size();
+  }
   if (big) opts.progress = [&](int64_t done, int64_t total) { show("packing", done, total); };
   auto m = load_model(file, opts);
   if (big && m->tensors_packed == 0 && !m->experts_streamed)
@@ -102,6 +109,17 @@ void log_cache_stats(const Context& ctx, int64_t tokens) {
                s.read_seconds > 0 ? s.bytes_read / s.read_seconds / 1e9 : 0.0);
 }
 
+// Gives ctx this job's expert group (none outside mpirun) and says so on rank 0.
+void join_expert_group(Context& ctx) {
+  auto group = dist::world_expert_group();
+  const int64_t n_expert = ctx.model().cfg.n_expert;
+  if (group && n_expert > 0)
+    MOE_LOG_INFO("expert parallelism over {} MPI ranks: rank 0 computes routed experts [0, {}) of {} "
+                 "per MoE layer",
+                 group->size(), experts_begin(1, n_expert, group->size()), n_expert);
+  ctx.set_expert_group(std::move(group));
+}
+
 void run(const RunOptions& o) {
   const int64_t mem = mem_bytes(o.mem);
   auto model = load_with_progress(o.model, mem > 0);
@@ -122,6 +140,7 @@ void run(const RunOptions& o) {
   Context ctx(model, {.n_ctx = o.ctx, .n_batch = o.batch, .n_threads = o.threads,
                       .kv_f16 = o.kv_type == "f16", .mem_budget = mem});
   log_cache(ctx);
+  join_expert_group(ctx);
   Sampler sampler(o.sp);
   std::vector<float> logits;
   std::vector<int32_t> history = prompt;
@@ -176,9 +195,11 @@ void logits_cmd(const std::string& model_path, const std::string& tokens, const 
   Context ctx(model, {.n_ctx = static_cast<int64_t>(ids.size()), .n_batch = batch, .n_threads = threads,
                       .mem_budget = mem});
   log_cache(ctx);
+  join_expert_group(ctx);
   std::vector<float> logits;
   ctx.eval(ids, logits, true);
   log_cache_stats(ctx, static_cast<int64_t>(ids.size()));
+  if (!dist::is_root()) return;  // rank 0 writes the file
   std::ofstream f(out, std::ios::binary);
   MOE_CHECK(f.good(), "{}: cannot open for writing", out);
   f.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
