@@ -74,6 +74,71 @@ void pack_q4_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
   }
 }
 
+// 32 four-bit values q[0..31] (0..15) -> row r of a nibble group at g.
+void put_nibbles(const uint8_t* q, int r, uint8_t* g) {
+  for (int j = 0; j < 4; ++j)
+    for (int i = 0; i < 4; ++i) g[64 * j + 4 * r + i] = static_cast<uint8_t>(q[8 * j + i] | q[8 * j + 4 + i] << 4);
+}
+
+// Q5_K: q5[e] = low nibble | bit 4; sub-block s = e / 32 sits in chunk s / 2 of qs
+// (low nibbles for even s) and bit s of qh[e % 32].
+void pack_q5_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
+  for (int r = 0; r < kTileRows; ++r) {
+    const auto& blk = reinterpret_cast<const BlockQ5K*>(rows[r])[b];
+    std::memcpy(rec + 2 * r, &blk.d, 2);
+    std::memcpy(rec + 32 + 2 * r, &blk.dmin, 2);
+    for (int p = 0; p < 3; ++p) std::memcpy(rec + cpu::kQ4KScalesOff + 64 * p + 4 * r, blk.scales + 4 * p, 4);
+    for (int s = 0; s < 8; ++s) {
+      uint8_t q[32];
+      for (int l = 0; l < 32; ++l) q[l] = (s & 1) ? blk.qs[32 * (s / 2) + l] >> 4 : blk.qs[32 * (s / 2) + l] & 0xF;
+      put_nibbles(q, r, rec + cpu::kQ4KQsOff + cpu::kNibbleGroupBytes * s);
+      uint8_t* h = rec + cpu::kQ5KQhOff + 64 * s + 4 * r;
+      for (int i = 0; i < 4; ++i) {
+        uint8_t v = 0;
+        for (int k = 0; k < 8; ++k) v = static_cast<uint8_t>(v | ((blk.qh[4 * k + i] >> s) & 1) << k);
+        h[i] = v;
+      }
+    }
+  }
+}
+
+// Q6_K: element e = 128 n + 32 c + l (n < 2, c < 4, l < 32) has its low 4 bits in
+// ql[64 n + l + 32 (c & 1)] (low nibble for c < 2) and its high 2 bits at bit 2c of
+// qh[32 n + l]; scale of element e is scales[e / 16].
+void pack_q6_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
+  for (int r = 0; r < kTileRows; ++r) {
+    const auto& blk = reinterpret_cast<const BlockQ6K*>(rows[r])[b];
+    std::memcpy(rec + 2 * r, &blk.d, 2);
+    for (int u = 0; u < 16; ++u) rec[cpu::kQ6KScalesOff + 16 * u + r] = static_cast<uint8_t>(blk.scales[u]);
+    uint8_t lo[256], hi[256];
+    for (int e = 0; e < 256; ++e) {
+      const int n = e / 128, c = (e % 128) / 32, l = e % 32;
+      const uint8_t v = blk.ql[64 * n + l + 32 * (c & 1)];
+      lo[e] = c < 2 ? v & 0xF : v >> 4;
+      hi[e] = (blk.qh[32 * n + l] >> (2 * c)) & 3;
+    }
+    for (int s = 0; s < 8; ++s) put_nibbles(lo + 32 * s, r, rec + cpu::kQ6KQsOff + cpu::kNibbleGroupBytes * s);
+    for (int u = 0; u < 16; ++u) {
+      uint8_t* h = rec + cpu::kQ6KQhOff + 64 * u + 4 * r;
+      for (int i = 0; i < 4; ++i)
+        h[i] = static_cast<uint8_t>(hi[16 * u + i] | hi[16 * u + 4 + i] << 2 | hi[16 * u + 8 + i] << 4 |
+                                    hi[16 * u + 12 + i] << 6);
+    }
+  }
+}
+
+using PackBlockFn = void (*)(const uint8_t* const*, int64_t, uint8_t*);
+PackBlockFn pack_block_fn(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_0: return pack_q4_0;
+    case GgmlType::Q8_0: return pack_q8_0;
+    case GgmlType::Q4_K: return pack_q4_k;
+    case GgmlType::Q5_K: return pack_q5_k;
+    case GgmlType::Q6_K: return pack_q6_k;
+    default: return nullptr;
+  }
+}
+
 }  // namespace
 
 bool packable(GgmlType type, int64_t rows, int64_t n) {
@@ -95,8 +160,7 @@ void pack_matrix(GgmlType type, const void* W, size_t row_stride, int64_t rows, 
             row_bytes(type, n));
   const int64_t nb = n / traits(type).block_size;
   const size_t rec = cpu::packed_record_bytes(type);
-  void (*pack_block)(const uint8_t* const*, int64_t, uint8_t*) =
-      type == GgmlType::Q4_0 ? pack_q4_0 : type == GgmlType::Q8_0 ? pack_q8_0 : pack_q4_k;
+  const PackBlockFn pack_block = pack_block_fn(type);
   auto* out = static_cast<uint8_t*>(dst);
   const auto* w = static_cast<const uint8_t*>(W);
   for (int64_t t = 0; t < rows / kPackRows; ++t) {
