@@ -74,7 +74,7 @@ void pack_q4_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
   }
 }
 
-// 32 four-bit values q[0..31] (0..15) -> row r of a nibble group at g.
+// 32 four-bit values q[0..31] (0..15) -> row r of a nibble group at g (Q5_K).
 void put_nibbles(const uint8_t* q, int r, uint8_t* g) {
   for (int j = 0; j < 4; ++j)
     for (int i = 0; i < 4; ++i) g[64 * j + 4 * r + i] = static_cast<uint8_t>(q[8 * j + i] | q[8 * j + 4 + i] << 4);
@@ -104,25 +104,24 @@ void pack_q5_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
 
 // Q6_K: element e = 128 n + 32 c + l (n < 2, c < 4, l < 32) has its low 4 bits in
 // ql[64 n + l + 32 (c & 1)] (low nibble for c < 2) and its high 2 bits at bit 2c of
-// qh[32 n + l]; scale of element e is scales[e / 16].
+// qh[32 n + l]; scale of element e is scales[e / 16]. Packed: whole 6-bit values in
+// bytes, the last 4 of each 16 split over the top 2 bits (pack_kernels.h).
 void pack_q6_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
   for (int r = 0; r < kTileRows; ++r) {
     const auto& blk = reinterpret_cast<const BlockQ6K*>(rows[r])[b];
     std::memcpy(rec + 2 * r, &blk.d, 2);
     for (int u = 0; u < 16; ++u) rec[cpu::kQ6KScalesOff + 16 * u + r] = static_cast<uint8_t>(blk.scales[u]);
-    uint8_t lo[256], hi[256];
+    uint8_t q[256];
     for (int e = 0; e < 256; ++e) {
       const int n = e / 128, c = (e % 128) / 32, l = e % 32;
       const uint8_t v = blk.ql[64 * n + l + 32 * (c & 1)];
-      lo[e] = c < 2 ? v & 0xF : v >> 4;
-      hi[e] = (blk.qh[32 * n + l] >> (2 * c)) & 3;
+      q[e] = static_cast<uint8_t>((c < 2 ? v & 0xF : v >> 4) | ((blk.qh[32 * n + l] >> (2 * c)) & 3) << 4);
     }
-    for (int s = 0; s < 8; ++s) put_nibbles(lo + 32 * s, r, rec + cpu::kQ6KQsOff + cpu::kNibbleGroupBytes * s);
     for (int u = 0; u < 16; ++u) {
-      uint8_t* h = rec + cpu::kQ6KQhOff + 64 * u + 4 * r;
-      for (int i = 0; i < 4; ++i)
-        h[i] = static_cast<uint8_t>(hi[16 * u + i] | hi[16 * u + 4 + i] << 2 | hi[16 * u + 8 + i] << 4 |
-                                    hi[16 * u + 12 + i] << 6);
+      uint8_t* g = rec + cpu::kQ6KQsOff + cpu::kQ6KGroupBytes * u + 4 * r;
+      for (int c = 0; c < 3; ++c)
+        for (int i = 0; i < 4; ++i)
+          g[64 * c + i] = static_cast<uint8_t>(q[16 * u + 4 * c + i] | ((q[16 * u + 12 + i] >> (2 * c)) & 3) << 6);
     }
   }
 }

@@ -7,7 +7,7 @@
 // record, the records of a tile one after another, the tiles one after another.
 // Inside a record, 32-bit lane r of each 64-byte vector holds 4 weights of row r
 // (unsigned: Q4_0 nibble q in 0..15, Q8_0 q + 128; Q4_K nibble; Q5_K nibble | bit 4;
-// Q6_K nibble | bits 4-5), so one vpdpbusd with a broadcast activation dword adds 4
+// Q6_K the 6-bit q), so one vpdpbusd with a broadcast activation dword adds 4
 // products to each of the 16 rows:
 //   acc_i[r] = sum_i u[r][i] * x[i]  (u8 x s8, exact in int32).
 // The offset of the unsigned weights is shared by all rows:
@@ -427,22 +427,14 @@ MOE_T void prepass_q6_k(const uint8_t* X, size_t x_stride, int n, int64_t nb, ui
   }
 }
 
-// Weight vector k (elements 4k..4k+3 of the sub-block, k = 0..3): the nibble n (bits
-// 0..3, upper bits zero) | bits 2k, 2k+1 of the two-bit plane h moved to bits 4, 5.
-template <int K>
-MOE_T __m512i q6_weight(__m512i n, __m512i h, __m512i m30) {
-  __m512i hs;
-  if constexpr (K < 2) hs = _mm512_slli_epi32(h, 4 - 2 * K);
-  else if constexpr (K == 3) hs = _mm512_srli_epi32(h, 2);
-  else hs = h;
-  return _mm512_ternarylogic_epi32(n, hs, m30, kOrAnd);
-}
+// vpternlogd: bit select, a where c is set, else b
+constexpr int kSelect = 0xE4;
 
 template <int T>
 MOE_T void tile_q6_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy, size_t pf) {
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  const __m512i m3f = _mm512_set1_epi8(0x3F), m03 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < nb; ++b, p += kRecQ6K, xg += T * kQ6KTokBlock) {
     const auto* act = reinterpret_cast<const ActQ6K*>(xg + 256 * T);
     const __m512 dw = load_ph16(p);
@@ -454,13 +446,14 @@ MOE_T void tile_q6_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, 
       const __m512i sc =
           _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kQ6KScalesOff + 16 * u)));
       const __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(sc));
-      const uint8_t* g = p + kQ6KQsOff + kNibbleGroupBytes * (u / 2) + 128 * (u & 1);
-      const __m512i h = _mm512_loadu_si512(p + kQ6KQhOff + 64 * u);
-      const __m512i v0 = _mm512_loadu_si512(g), v1 = _mm512_loadu_si512(g + 64);
-      const __m512i w0 = q6_weight<0>(_mm512_and_si512(v0, m4), h, m30);
-      const __m512i w1 = q6_weight<1>(_mm512_and_si512(_mm512_srli_epi16(v0, 4), m4), h, m30);
-      const __m512i w2 = q6_weight<2>(_mm512_and_si512(v1, m4), h, m30);
-      const __m512i w3 = q6_weight<3>(_mm512_and_si512(_mm512_srli_epi16(v1, 4), m4), h, m30);
+      // weight vectors 0..2: the low 6 bits of the group's vectors; 3: their top 2 bits
+      // (bits 6-7 of vector c become bits 2c, 2c+1; shifts by 6, 4, 2, then selects)
+      const uint8_t* g = p + kQ6KQsOff + kQ6KGroupBytes * u;
+      const __m512i v0 = _mm512_loadu_si512(g), v1 = _mm512_loadu_si512(g + 64), v2 = _mm512_loadu_si512(g + 128);
+      const __m512i w0 = _mm512_and_si512(v0, m3f), w1 = _mm512_and_si512(v1, m3f), w2 = _mm512_and_si512(v2, m3f);
+      const __m512i t = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v0, 6), _mm512_srli_epi16(v1, 4), m03, kSelect);
+      const __m512i w3 =
+          _mm512_and_si512(_mm512_ternarylogic_epi32(t, _mm512_srli_epi16(v2, 2), m0f, kSelect), m3f);
       const uint8_t* xs = xg + 16 * u * T;
       for (int t = 0; t < T; ++t) {
         const uint8_t* xq = xs + 16 * t;

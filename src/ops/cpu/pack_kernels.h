@@ -25,10 +25,11 @@
 //   4*r + i = bit 4 of q5[r][32s + 4k + i] (k = 0..7: the k-th 4-element run, which is
 //   the low nibbles (k even) or high nibbles (k odd) of nibble-group vector k / 2).
 // Q6_K record (3360 B = 16 x 210): d[16] fp16 | scales: 16 planes of 16 bytes, byte
-//   16u + r = int8 scale of sub-block u (elements 16u..16u+15) of row r | 8 nibble
-//   groups (low 4 bits of q6, group s = elements 32s..32s+31) | 16 two-bit planes of
-//   64 bytes, plane u = sub-block u: bits 2k, 2k+1 of byte 4*r + i = bits 4, 5 of
-//   q6[r][16u + 4k + i] (k = 0..3). Value d * sc * (q6 - 32).
+//   16u + r = int8 scale of sub-block u (elements 16u..16u+15) of row r | 16 groups of
+//   3 x 64 bytes, group u = sub-block u: byte 64c + 4r + i (c = 0..2, i = 0..3) =
+//   q6[r][16u + 4c + i] | (bits 2c, 2c+1 of q6[r][16u + 12 + i]) << 6, so the first
+//   12 elements are one mask each and the last 4 gather their 6 bits from the top
+//   bits of the three vectors. Value d * sc * (q6 - 32).
 // Every record is exactly 16 rows' worth of the original blocks, so a packed
 // matrix has the same size as the original.
 #pragma once
@@ -46,13 +47,13 @@ inline constexpr size_t kRecQ4_0 = 32 + kNibbleGroupBytes;          // 288
 inline constexpr size_t kRecQ8_0 = 32 + kByteGroupBytes;            // 544
 inline constexpr size_t kRecQ4K = 32 + 32 + 192 + 8 * kNibbleGroupBytes;  // 2304
 inline constexpr size_t kRecQ5K = kRecQ4K + 8 * 64;                // 2816
-inline constexpr size_t kRecQ6K = 32 + 256 + 8 * kNibbleGroupBytes + 16 * 64;  // 3360
+inline constexpr size_t kQ6KGroupBytes = 3 * 64;
+inline constexpr size_t kRecQ6K = 32 + 256 + 16 * kQ6KGroupBytes;  // 3360
 inline constexpr size_t kQ4KScalesOff = 64;  // also Q5_K
 inline constexpr size_t kQ4KQsOff = 256;     // also Q5_K
 inline constexpr size_t kQ5KQhOff = kRecQ4K;
 inline constexpr size_t kQ6KScalesOff = 32;
 inline constexpr size_t kQ6KQsOff = 288;
-inline constexpr size_t kQ6KQhOff = kQ6KQsOff + 8 * kNibbleGroupBytes;  // 2336
 
 // Bytes of one (tile, block) record of type t; 0 for a type without a packed layout.
 inline size_t packed_record_bytes(GgmlType t) {

@@ -174,12 +174,16 @@ void gemm_q6_k(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, s
       for (int r = 0; r < kTileRows; ++r) {
         d[r] = load_fp16(p + 2 * r);
         for (int u = 0; u < 16; ++u) sc[r][u] = static_cast<int8_t>(p[kQ6KScalesOff + 16 * u + r]);
-        uint8_t lo[256];
-        for (int s = 0; s < 8; ++s) get_nibbles(p + kQ6KQsOff + kNibbleGroupBytes * s, r, lo + 32 * s);
-        for (int e = 0; e < 256; ++e) {
-          const uint8_t h = p[kQ6KQhOff + 64 * (e / 16) + 4 * r + e % 4];
-          const int hi = (h >> (2 * ((e % 16) / 4))) & 3;
-          q[r][e] = static_cast<int8_t>((lo[e] | hi << 4) - 32);
+        for (int u = 0; u < 16; ++u) {
+          const uint8_t* g = p + kQ6KQsOff + kQ6KGroupBytes * u + 4 * r;
+          for (int i = 0; i < 4; ++i) {
+            int last = 0;
+            for (int c = 0; c < 3; ++c) {
+              q[r][16 * u + 4 * c + i] = static_cast<int8_t>((g[64 * c + i] & 0x3F) - 32);
+              last |= (g[64 * c + i] >> 6) << (2 * c);
+            }
+            q[r][16 * u + 12 + i] = static_cast<int8_t>(last - 32);
+          }
         }
       }
       for (int64_t t = 0; t < m; ++t) {
