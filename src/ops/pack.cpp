@@ -74,14 +74,9 @@ void pack_q4_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
   }
 }
 
-// 32 four-bit values q[0..31] (0..15) -> row r of a nibble group at g (Q5_K).
-void put_nibbles(const uint8_t* q, int r, uint8_t* g) {
-  for (int j = 0; j < 4; ++j)
-    for (int i = 0; i < 4; ++i) g[64 * j + 4 * r + i] = static_cast<uint8_t>(q[8 * j + i] | q[8 * j + 4 + i] << 4);
-}
-
 // Q5_K: q5[e] = low nibble | bit 4; sub-block s = e / 32 sits in chunk s / 2 of qs
-// (low nibbles for even s) and bit s of qh[e % 32].
+// (low nibbles for even s) and bit s of qh[e % 32]. Packed: whole 5-bit values in
+// bytes, the last 12 of each 32 split over the top 3 bits (pack_kernels.h).
 void pack_q5_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
   for (int r = 0; r < kTileRows; ++r) {
     const auto& blk = reinterpret_cast<const BlockQ5K*>(rows[r])[b];
@@ -90,13 +85,14 @@ void pack_q5_k(const uint8_t* const* rows, int64_t b, uint8_t* rec) {
     for (int p = 0; p < 3; ++p) std::memcpy(rec + cpu::kQ4KScalesOff + 64 * p + 4 * r, blk.scales + 4 * p, 4);
     for (int s = 0; s < 8; ++s) {
       uint8_t q[32];
-      for (int l = 0; l < 32; ++l) q[l] = (s & 1) ? blk.qs[32 * (s / 2) + l] >> 4 : blk.qs[32 * (s / 2) + l] & 0xF;
-      put_nibbles(q, r, rec + cpu::kQ4KQsOff + cpu::kNibbleGroupBytes * s);
-      uint8_t* h = rec + cpu::kQ5KQhOff + 64 * s + 4 * r;
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t v = blk.qs[32 * (s / 2) + l];
+        q[l] = static_cast<uint8_t>(((s & 1) ? v >> 4 : v & 0xF) | ((blk.qh[l] >> s) & 1) << 4);
+      }
+      uint8_t* g = rec + cpu::kQ4KQsOff + cpu::kQ5KGroupBytes * s + 4 * r;
       for (int i = 0; i < 4; ++i) {
-        uint8_t v = 0;
-        for (int k = 0; k < 8; ++k) v = static_cast<uint8_t>(v | ((blk.qh[4 * k + i] >> s) & 1) << k);
-        h[i] = v;
+        const int x = q[20 + i] | q[24 + i] << 5 | q[28 + i] << 10;
+        for (int c = 0; c < 5; ++c) g[64 * c + i] = static_cast<uint8_t>(q[4 * c + i] | ((x >> (3 * c)) & 7) << 5);
       }
     }
   }

@@ -6,7 +6,7 @@
 // Layout (pack_kernels.h): a tile of 16 rows stores block b of its 16 rows as one
 // record, the records of a tile one after another, the tiles one after another.
 // Inside a record, 32-bit lane r of each 64-byte vector holds 4 weights of row r
-// (unsigned: Q4_0 nibble q in 0..15, Q8_0 q + 128; Q4_K nibble; Q5_K nibble | bit 4;
+// (unsigned: Q4_0 nibble q in 0..15, Q8_0 q + 128; Q4_K nibble; Q5_K the 5-bit q;
 // Q6_K the 6-bit q), so one vpdpbusd with a broadcast activation dword adds 4
 // products to each of the 16 rows:
 //   acc_i[r] = sum_i u[r][i] * x[i]  (u8 x s8, exact in int32).
@@ -322,34 +322,36 @@ MOE_T void tile_q4_k_n(int n, const uint8_t* p, int64_t nb, const uint8_t* xg, f
 
 // ---- Q5_K (activations q8_K, the Q4_K prepass) --------------------------------------------
 
-// Bit 4 of the q5 of weight vector k (k = 0..7) from the sub-block's bit plane h (bit k
-// of each byte, pack_kernels.h) moved to bit 4 of each byte; the shift stays inside
-// each byte because |4 - k| < 8 and only bit 4 is kept.
-template <int K>
-MOE_T __m512i bit_to_4(__m512i h) {
-  if constexpr (K < 4) return _mm512_slli_epi32(h, 4 - K);
-  else if constexpr (K > 4) return _mm512_srli_epi32(h, K - 4);
-  else return h;
-}
-// vpternlogd: a | (b & c)
-constexpr int kOrAnd = 0xF8;
+// vpternlogd: bit select, a where c is set, else b
+constexpr int kSelect = 0xE4;
 
-template <int J>
-MOE_T void q5_weights(const uint8_t* g, __m512i h, __m512i m4, __m512i m10, __m512i* w) {
-  if constexpr (J < 4) {
-    const __m512i v = _mm512_loadu_si512(g + 64 * J);
-    w[J] = _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), bit_to_4<2 * J>(h), m10, kOrAnd);
-    w[4 + J] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), bit_to_4<2 * J + 1>(h),
-                                         m10, kOrAnd);
-    q5_weights<J + 1>(g, h, m4, m10, w);
+// The 8 weight vectors of a Q5_K group (5 vectors v0..v4, pack_kernels.h): w_c =
+// low 5 bits of v_c (c < 5); w5..w7 gather the top 3 bits of v0..v4 (the 15-bit X)
+// by byte-wise right shifts and bit selects. Bits shifted in from the neighbouring
+// byte land only where a select or the final mask drops them.
+MOE_T void q5_weights(const uint8_t* g, __m512i* w) {
+  const __m512i m1f = _mm512_set1_epi8(0x1F), m01 = _mm512_set1_epi8(0x01), m03 = _mm512_set1_epi8(0x03),
+                m07 = _mm512_set1_epi8(0x07), m0f = _mm512_set1_epi8(0x0F);
+  __m512i v[5];
+  for (int c = 0; c < 5; ++c) {
+    v[c] = _mm512_loadu_si512(g + 64 * c);
+    w[c] = _mm512_and_si512(v[c], m1f);
   }
+  // w5 = X bits 0-4: v0 bits 5-7, v1 bits 5-6
+  w[5] = _mm512_and_si512(
+      _mm512_ternarylogic_epi32(_mm512_srli_epi16(v[0], 5), _mm512_srli_epi16(v[1], 2), m07, kSelect), m1f);
+  // w6 = X bits 5-9: v1 bit 7, v2 bits 5-7, v3 bit 5
+  const __m512i t = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v[1], 7), _mm512_srli_epi16(v[2], 4), m01, kSelect);
+  w[6] = _mm512_and_si512(_mm512_ternarylogic_epi32(t, _mm512_srli_epi16(v[3], 1), m0f, kSelect), m1f);
+  // w7 = X bits 10-14: v3 bits 6-7, v4 bits 5-7
+  w[7] = _mm512_and_si512(
+      _mm512_ternarylogic_epi32(_mm512_srli_epi16(v[3], 6), _mm512_srli_epi16(v[4], 3), m03, kSelect), m1f);
 }
 
 template <int T>
 MOE_T void tile_q5_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy, size_t pf) {
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m10 = _mm512_set1_epi8(0x10);
   const __m512i k6 = _mm512_set1_epi32(0x3f3f3f3f), k4 = _mm512_set1_epi32(0x0f0f0f0f),
                 k2 = _mm512_set1_epi32(0x03030303);
   __m512i pick[4];
@@ -365,24 +367,17 @@ MOE_T void tile_q5_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, 
     __m512 sb[T];
     for (int t = 0; t < T; ++t) sb[t] = _mm512_setzero_ps();
     for (int s = 0; s < 8; ++s) {
-      const uint8_t* g = p + kQ4KQsOff + kNibbleGroupBytes * s;
-      if (pf) {
-        prefetch_range<kNibbleGroupBytes>(g + pf);
-        prefetch_range<64>(p + kQ5KQhOff + 64 * s + pf);
-      }
+      const uint8_t* g = p + kQ4KQsOff + kQ5KGroupBytes * s;
+      if (pf) prefetch_range<kQ5KGroupBytes>(g + pf);
       const __m512i sc = _mm512_shuffle_epi8(s < 4 ? s03 : s47, pick[s & 3]);
       const __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(sc));
       const uint8_t* xs = xg + 32 * s * T;
       __m512i w[8];
-      q5_weights<0>(g, _mm512_loadu_si512(p + kQ5KQhOff + 64 * s), m4, m10, w);
+      q5_weights(g, w);
       for (int t = 0; t < T; ++t) {
         const uint8_t* xq = xs + 32 * t;
         __m512i a = dpbusd_bcast(_mm512_setzero_si512(), w[0], xq);
-        a = dpbusd_bcast(a, w[4], xq + 4);
-        for (int j = 1; j < 4; ++j) {
-          a = dpbusd_bcast(a, w[j], xq + 8 * j);
-          a = dpbusd_bcast(a, w[4 + j], xq + 8 * j + 4);
-        }
+        for (int k = 1; k < 8; ++k) a = dpbusd_bcast(a, w[k], xq + 4 * k);
         sb[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), dsc, sb[t]);
       }
     }
@@ -426,9 +421,6 @@ MOE_T void prepass_q6_k(const uint8_t* X, size_t x_stride, int n, int64_t nb, ui
     }
   }
 }
-
-// vpternlogd: bit select, a where c is set, else b
-constexpr int kSelect = 0xE4;
 
 template <int T>
 MOE_T void tile_q6_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy, size_t pf) {

@@ -20,10 +20,11 @@
 // Q4_K record (2304 B = 16 x 144): d[16] fp16 | dmin[16] fp16 | scales: 3 planes of
 //   16 dwords, plane p lane r = bytes 4p..4p+3 of row r's 12 packed 6-bit scale/min
 //   bytes | 8 nibble groups, group s = sub-block s (elements 32s..32s+31).
-// Q5_K record (2816 B = 16 x 176): d, dmin, scales and 8 nibble groups as Q4_K (the low
-//   4 bits of each q5) | 8 bit planes of 64 bytes, plane s = sub-block s: bit k of byte
-//   4*r + i = bit 4 of q5[r][32s + 4k + i] (k = 0..7: the k-th 4-element run, which is
-//   the low nibbles (k even) or high nibbles (k odd) of nibble-group vector k / 2).
+// Q5_K record (2816 B = 16 x 176): d, dmin and scales as Q4_K | 8 groups of 5 x 64
+//   bytes, group s = sub-block s (elements 32s..32s+31): byte 64c + 4r + i (c = 0..4,
+//   i = 0..3) = q5[r][32s + 4c + i] | (bits 3c..3c+2 of X) << 5, where the 15-bit
+//   X = q5[r][32s + 20 + i] | q5[r][32s + 24 + i] << 5 | q5[r][32s + 28 + i] << 10:
+//   the first 20 elements are one mask each, the last 12 gather from the top bits.
 // Q6_K record (3360 B = 16 x 210): d[16] fp16 | scales: 16 planes of 16 bytes, byte
 //   16u + r = int8 scale of sub-block u (elements 16u..16u+15) of row r | 16 groups of
 //   3 x 64 bytes, group u = sub-block u: byte 64c + 4r + i (c = 0..2, i = 0..3) =
@@ -46,12 +47,12 @@ inline constexpr size_t kByteGroupBytes = 512;
 inline constexpr size_t kRecQ4_0 = 32 + kNibbleGroupBytes;          // 288
 inline constexpr size_t kRecQ8_0 = 32 + kByteGroupBytes;            // 544
 inline constexpr size_t kRecQ4K = 32 + 32 + 192 + 8 * kNibbleGroupBytes;  // 2304
-inline constexpr size_t kRecQ5K = kRecQ4K + 8 * 64;                // 2816
+inline constexpr size_t kQ5KGroupBytes = 5 * 64;
+inline constexpr size_t kRecQ5K = 256 + 8 * kQ5KGroupBytes;  // 2816
 inline constexpr size_t kQ6KGroupBytes = 3 * 64;
 inline constexpr size_t kRecQ6K = 32 + 256 + 16 * kQ6KGroupBytes;  // 3360
 inline constexpr size_t kQ4KScalesOff = 64;  // also Q5_K
-inline constexpr size_t kQ4KQsOff = 256;     // also Q5_K
-inline constexpr size_t kQ5KQhOff = kRecQ4K;
+inline constexpr size_t kQ4KQsOff = 256;     // also Q5_K (its 5-vector groups)
 inline constexpr size_t kQ6KScalesOff = 32;
 inline constexpr size_t kQ6KQsOff = 288;
 

@@ -113,8 +113,7 @@ void gemm_q4_k(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, s
   }
 }
 
-// Q5_K (activations q8_K): as Q4_K with q5 = nibble | bit << 4 (bit planes after the
-// nibble groups).
+// Q5_K (activations q8_K): as Q4_K with the 5-bit q5 (5-vector groups, pack_kernels.h).
 void gemm_q5_k(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, size_t x_stride, int64_t m,
                float* Y, int64_t ldy) {
   std::vector<float> acc(static_cast<size_t>(m) * kTileRows);
@@ -132,9 +131,15 @@ void gemm_q5_k(const uint8_t* Wp, int64_t tiles, int64_t nb, const uint8_t* X, s
         for (int pl = 0; pl < 3; ++pl) std::memcpy(scales + 4 * pl, p + kQ4KScalesOff + 64 * pl + 4 * r, 4);
         for (int s = 0; s < 8; ++s) {
           k_scale_min(s, scales, sc[r][s], mn[r][s]);
-          get_nibbles(p + kQ4KQsOff + kNibbleGroupBytes * s, r, q[r] + 32 * s);
-          const uint8_t* h = p + kQ5KQhOff + 64 * s + 4 * r;
-          for (int e = 0; e < 32; ++e) q[r][32 * s + e] |= static_cast<uint8_t>(((h[e % 4] >> (e / 4)) & 1) << 4);
+          const uint8_t* g = p + kQ4KQsOff + kQ5KGroupBytes * s + 4 * r;
+          for (int i = 0; i < 4; ++i) {
+            int x = 0;
+            for (int c = 0; c < 5; ++c) {
+              q[r][32 * s + 4 * c + i] = g[64 * c + i] & 0x1F;
+              x |= (g[64 * c + i] >> 5) << (3 * c);
+            }
+            for (int k = 0; k < 3; ++k) q[r][32 * s + 20 + 4 * k + i] = static_cast<uint8_t>((x >> (5 * k)) & 0x1F);
+          }
         }
       }
       for (int64_t t = 0; t < m; ++t) {
