@@ -158,7 +158,7 @@ const bool kRegistered = [] {
     benchmark::RegisterBenchmark(("quant_gemv_2048/" + name).c_str(), bm_gemv, t);
     benchmark::RegisterBenchmark(("quant_gemm64_2048/" + name).c_str(), bm_gemm64, t);
   }
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K}) {
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     const std::string name(moe::type_name(t));
     for (bool packed : {false, true}) {
       const std::string mode = packed ? "/packed" : "/unpacked";

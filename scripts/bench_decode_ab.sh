@@ -30,11 +30,14 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 by = {}
 for r in rows:
     by.setdefault((r['type'], r['threads']), {}).setdefault(r['shape'], []).append(r)
-print("| type | threads | moe-bench tg | moe-bench-2x tg | dense-bench tg | MoE vs dense | 2x experts | paired % of copy BW (moe / 2x / dense) |")
+print("| type | threads | moe-bench tg | moe-bench-2x tg | dense-bench tg | MoE vs dense | 2x experts | % of peak BW sample (moe / 2x / dense) |")
 print("|---|---|---|---|---|---|---|---|")
 for (ty, th), m in sorted(by.items()):
     med = {s: statistics.median(x['tg_tokens_per_s'] for x in v) for s, v in m.items()}
-    pf = {s: statistics.median(x['tg_paired_roofline_fraction'] for x in v) for s, v in m.items()}
+    def frac(v):
+        f = [x['tg_roofline_fraction'] for x in v if x.get('tg_roofline_fraction') is not None]
+        return statistics.median(f) if f else float('nan')
+    pf = {s: frac(v) for s, v in m.items()}
     print(f"| {ty} | {th} | {med['moe-bench']:.1f} | {med['moe-bench-2x']:.1f} | {med['dense-bench']:.1f} | "
           f"{100 * (med['moe-bench'] / med['dense-bench'] - 1):+.1f}% | {100 * (med['moe-bench-2x'] / med['moe-bench'] - 1):+.1f}% | "
           f"{100 * pf['moe-bench']:.0f}% / {100 * pf['moe-bench-2x']:.0f}% / {100 * pf['dense-bench']:.0f}% |")

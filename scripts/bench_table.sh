@@ -16,7 +16,7 @@ full = int(sys.argv[2])
 # that thread count over all runs of the file (conservative: lower fractions).
 best = {}
 for r in rows:
-    best[r['threads']] = max(best.get(r['threads'], 0), r['bandwidth_bytes_per_s'])
+    best[r['threads']] = max(best.get(r['threads'], 0), r.get('peak_bandwidth_bytes_per_s', r['bandwidth_bytes_per_s']))
 # llama.cpp pp512 / tg128 / tg % of read roofline on the 16-layer shapes (peer.md; midpoints of ranges)
 peer = {
  ('moe-bench','q8_0',1): (29.9, 7.2, 0.535), ('moe-bench','q8_0',2): (54.9, 12.9, 0.50),
@@ -24,19 +24,19 @@ peer = {
  ('dense-bench','q8_0',2): (106.8, 13.3, 0.52),
  ('dense-bench','q4_0',1): (68.9, 9.5, 0.39), ('dense-bench','q4_0',2): (138.6, 16.6, 0.36),
 }
-print("| model | type | layers | threads | pp512 t/s | pp512 t/s ×L/16 | peer pp512 | pp ratio | tg t/s | active MB/token | copy GB/s | read GB/s | tg % of copy roofline (this run) | tg % of best copy BW of the session | tg % of paired copy BW | tg % of read BW (this run) | peer tg % of read roofline | peak RSS MB |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| model | type | layers | threads | pp512 t/s | pp512 t/s ×L/16 | peer pp512 | pp ratio | tg t/s | active MB/token | copy GB/s | read GB/s | tg % of peak BW sample (this run) | tg % of best peak BW of the session | peer tg % of read roofline | peak RSS MB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     key = (r['shape'], r['type'].lower(), r['threads'])
     p = peer.get(key)
     pp16 = r['pp_tokens_per_s'] * r['n_layer'] / full
-    paired = r.get('tg_paired_roofline_fraction')
-    print("| {} | {} | {} | {} | {:.1f} | {:.1f} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f}% | {:.0f}% | {} | {:.0f}% | {} | {:.0f} |".format(
+    frac = r.get('tg_roofline_fraction')
+    print("| {} | {} | {} | {} | {:.1f} | {:.1f} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {} | {:.0f}% | {} | {:.0f} |".format(
         r['shape'], r['type'], r['n_layer'], r['threads'], r['pp_tokens_per_s'], pp16,
         f"{p[0]:.1f}" if p else "–", f"{pp16 / p[0]:.2f}×" if p else "–",
         r['tg_tokens_per_s'], r['active_bytes_per_token'] / 1e6,
         r['bandwidth_bytes_per_s'] / 1e9, r['read_bandwidth_bytes_per_s'] / 1e9,
-        100 * r['tg_roofline_fraction'], 100 * r['tg_tokens_per_s'] * r['active_bytes_per_token'] / best[r['threads']],
-        f"{100 * paired:.0f}%" if paired else "–", 100 * r['tg_read_roofline_fraction'],
+        f"{100 * frac:.0f}%" if frac is not None else "withheld",
+        100 * r['tg_tokens_per_s'] * r['active_bytes_per_token'] / best[r['threads']],
         f"{100 * p[2]:.0f}%" if p else "–", r['peak_rss_bytes'] / 1e6))
 PY

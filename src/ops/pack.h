@@ -30,7 +30,7 @@ namespace moe::ops {
 inline constexpr int64_t kPackRows = 16;
 
 // Whether a rows x n matrix of `type` has a packed layout: the type is one of
-// the packed types (Q8_0, Q4_0, Q4_K), rows % kPackRows == 0 and n is a whole
+// the packed types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), rows % kPackRows == 0 and n is a whole
 // number of the type's blocks.
 bool packable(GgmlType type, int64_t rows, int64_t n);
 

@@ -397,7 +397,7 @@ TEST(Forward, PackedWeightsMatchTheFileLayout) {
     EXPECT_LE(worst, 1e-3) << what;
   };
   for (const char* arch : {"qwen3moe", "deepseek2", "qwen2moe"}) {
-    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K}) {
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
       const std::string path = test::synth(small({arch, t}), std::string("pack_") + arch +
                                                                  std::string(type_name(t)));
       auto plain = load_model(path, {.pack = false, .progress = {}});

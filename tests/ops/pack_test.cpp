@@ -1,5 +1,5 @@
 // The packed (row-interleaved) weight layouts of ops/pack.h against the scalar
-// reference: gemm_packed on a packed Q4_0 / Q8_0 / Q4_K matrix must equal
+// reference: gemm_packed on a packed Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K matrix must equal
 // ref::vec_dot_ref (dequantize both sides, sum in double) of the original rows,
 // on every compiled kernel path (avx512 VNNI kernels and the portable fallback),
 // for 1..8 blocks and n = 2048, 16..96 rows, 1..64 tokens (micro-kernel widths and
@@ -73,7 +73,7 @@ struct Problem {
   }
 };
 
-const GgmlType kTypes[] = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K};
+const GgmlType kTypes[] = {GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 
 // gemm_packed of rows [r0, r1) for the first m tokens; checks the error against
 // the reference and that nothing outside [0, r1 - r0) of each Y row was written.
@@ -201,7 +201,7 @@ TEST(Pack, PackableEdgeCases) {
     EXPECT_FALSE(packable(t, 16, 3 * bs - 16)) << type_name(t);
   }
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_1, GgmlType::Q5_0,
-                     GgmlType::Q5_1, GgmlType::MXFP4, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_K})
+                     GgmlType::Q5_1, GgmlType::MXFP4, GgmlType::Q8_K})
     EXPECT_FALSE(packable(t, 64, 256)) << type_name(t);
 }
 

@@ -1,21 +1,24 @@
 // AVX-512 VNNI kernels on the packed (row-interleaved) layouts of ops/pack.h, for
-// Q4_0, Q8_0 (activations q8_0) and Q4_K (activations q8_K). Called through
+// Q4_0, Q8_0 (activations q8_0) and Q4_K, Q5_K, Q6_K (activations q8_K). Called through
 // gemm_packed_avx512() by ops/pack.cpp on the avx512 kernel path only; compiled
 // with per-function target attributes (ops/cpu/avx512_target.h).
 //
 // Layout (pack_kernels.h): a tile of 16 rows stores block b of its 16 rows as one
 // record, the records of a tile one after another, the tiles one after another.
 // Inside a record, 32-bit lane r of each 64-byte vector holds 4 weights of row r
-// (unsigned: Q4_0 nibble q in 0..15, Q8_0 q + 128; Q4_K nibble), so one vpdpbusd
-// with a broadcast activation dword adds 4 products to each of the 16 rows:
+// (unsigned: Q4_0 nibble q in 0..15, Q8_0 q + 128; Q4_K nibble; Q5_K the 5-bit q;
+// Q6_K the 6-bit q), so one vpdpbusd with a broadcast activation dword adds 4
+// products to each of the 16 rows:
 //   acc_i[r] = sum_i u[r][i] * x[i]  (u8 x s8, exact in int32).
 // The offset of the unsigned weights is shared by all rows:
 //   sum_i (u - off) * x = acc_i - off * sum_i x,
-// so the int32 accumulator starts at -off * sum(x_block) (a per-token prepass).
+// so the int32 accumulator starts at -off * sum(x_block) (a per-token prepass; Q6_K:
+// off = 32 per sub-block of 16, from the q8_K bsums).
 // Per block, acc_f[r] += float(acc_i[r]) * d_w[r] * d_x (16 rows in one fma).
-// Q4_K per sub-block s: acc_f[r] += float(acc_i[r]) * d[r] * sc_s[r], and per
+// Q4_K/Q5_K per sub-block s: acc_f[r] += float(acc_i[r]) * d[r] * sc_s[r], and per
 // super-block the min term -dmin[r] * sum_s m_s[r] * (bsums[2s] + bsums[2s+1]),
-// with vpdpwssd on (m_2p, m_2p+1) x (bs_2p, bs_2p+1) int16 pairs.
+// with vpdpwssd on (m_2p, m_2p+1) x (bs_2p, bs_2p+1) int16 pairs. Q6_K per sub-block u
+// of 16: acc_f[r] += float(acc_i[r]) * d[r] * sc_u[r] (int8 scales, vpmovsxbd).
 // m > 1: a micro-kernel of 16 rows x up to 8 tokens unpacks each record once into
 // registers and reuses it for all the tokens. m == 1: the same micro-kernel with
 // one token; the matrix is one sequential stream, prefetched kPrefetch bytes ahead.
@@ -42,7 +45,8 @@ constexpr size_t kPrefetch = 4096;
 // + 1 f32 accumulator per token; Q4_K 2 per token (sub-block sums and the total).
 // 12 or 16 tokens measured no faster than 8 (A/B, one core).
 constexpr int kTokQ8 = 8;
-constexpr int kTokQ4K = 8;
+constexpr int kTokQ4K = 8;  // also Q5_K
+constexpr int kTokQ6K = 8;
 
 // acc += w (u8) . broadcast of the 4 activation bytes at p (s8), with the
 // broadcast folded into vpdpbusd's memory operand ({1to16}): one fused load-op
@@ -228,6 +232,32 @@ MOE_T void prepass_q8_k(const uint8_t* X, size_t x_stride, int n, int64_t nb, ui
   }
 }
 
+// The Q4_K/Q5_K super-block tail shared by both kernels: the min term
+// sb[t] -= dmin * sum_s m_s * bs_s (vpdpwssd on int16 pairs), then acc[t] += sb[t] * d_x.
+// The 6-bit mins come from the scale planes at p + kQ4KScalesOff (the same in both
+// records).
+template <int T>
+MOE_T void min_terms(const uint8_t* p, const ActQ8K* act, __m512* sb, __m512* acc) {
+  const __m512i k6 = _mm512_set1_epi32(0x3f3f3f3f), k4 = _mm512_set1_epi32(0x0f0f0f0f),
+                k2 = _mm512_set1_epi32(0x03030303);
+  const __m512i pair01 = dword_bytes(0, 0x80, 1, 0x80);
+  const __m512i pair23 = dword_bytes(2, 0x80, 3, 0x80);
+  const __m512 dmw = load_ph16(p + 32);
+  const __m512i u1 = _mm512_loadu_si512(p + kQ4KScalesOff + 64);
+  const __m512i u2 = _mm512_loadu_si512(p + kQ4KScalesOff + 128);
+  const __m512i m03 = _mm512_and_si512(u1, k6);
+  const __m512i m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), k4),
+                                      _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), k2), 4));
+  const __m512i mp[4] = {_mm512_shuffle_epi8(m03, pair01), _mm512_shuffle_epi8(m03, pair23),
+                         _mm512_shuffle_epi8(m47, pair01), _mm512_shuffle_epi8(m47, pair23)};
+  for (int t = 0; t < T; ++t) {
+    __m512i ms = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mp[0], _mm512_set1_epi32(act[t].bsp[0]));
+    for (int q = 1; q < 4; ++q) ms = _mm512_dpwssd_epi32(ms, mp[q], _mm512_set1_epi32(act[t].bsp[q]));
+    sb[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), dmw, sb[t]);
+    acc[t] = _mm512_fmadd_ps(sb[t], _mm512_set1_ps(act[t].d), acc[t]);
+  }
+}
+
 template <int T>
 MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy, size_t pf) {
   __m512 acc[T];
@@ -236,17 +266,13 @@ MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, 
   const __m512i k6 = _mm512_set1_epi32(0x3f3f3f3f), k4 = _mm512_set1_epi32(0x0f0f0f0f),
                 k2 = _mm512_set1_epi32(0x03030303);
   // vpshufb controls (indices are bytes of the 128-bit lane, dword i = bytes 4i..4i+3):
-  // byte k of each dword zero-extended to int32, and bytes (0, 1) / (2, 3) to int16 pairs.
+  // byte k of each dword zero-extended to int32 (min_terms: bytes (0, 1) / (2, 3) to int16 pairs).
   __m512i pick[4];
   for (int k = 0; k < 4; ++k) pick[k] = dword_bytes(k, 0x80, 0x80, 0x80);
-  const __m512i pair01 = dword_bytes(0, 0x80, 1, 0x80);
-  const __m512i pair23 = dword_bytes(2, 0x80, 3, 0x80);
   for (int64_t b = 0; b < nb; ++b, p += kRecQ4K, xg += T * kQ8KTokBlock) {
     const auto* act = reinterpret_cast<const ActQ8K*>(xg + 256 * T);
     const __m512 dw = load_ph16(p);
-    const __m512 dmw = load_ph16(p + 32);
     const __m512i u0 = _mm512_loadu_si512(p + kQ4KScalesOff);
-    const __m512i u1 = _mm512_loadu_si512(p + kQ4KScalesOff + 64);
     const __m512i u2 = _mm512_loadu_si512(p + kQ4KScalesOff + 128);
     // 6-bit scales and mins of sub-blocks 0..3 and 4..7, one byte each per lane
     const __m512i s03 = _mm512_and_si512(u0, k6);
@@ -280,17 +306,7 @@ MOE_T void tile_q4_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, 
       }
     }
     if (pf) prefetch_range<kQ4KQsOff>(p + pf);
-    const __m512i m03 = _mm512_and_si512(u1, k6);
-    const __m512i m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), k4),
-                                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), k2), 4));
-    const __m512i mp[4] = {_mm512_shuffle_epi8(m03, pair01), _mm512_shuffle_epi8(m03, pair23),
-                           _mm512_shuffle_epi8(m47, pair01), _mm512_shuffle_epi8(m47, pair23)};
-    for (int t = 0; t < T; ++t) {
-      __m512i ms = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mp[0], _mm512_set1_epi32(act[t].bsp[0]));
-      for (int q = 1; q < 4; ++q) ms = _mm512_dpwssd_epi32(ms, mp[q], _mm512_set1_epi32(act[t].bsp[q]));
-      sb[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), dmw, sb[t]);
-      acc[t] = _mm512_fmadd_ps(sb[t], _mm512_set1_ps(act[t].d), acc[t]);
-    }
+    min_terms<T>(p, act, sb, acc);
   }
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(Y + t * ldy, acc[t]);
 }
@@ -304,6 +320,156 @@ MOE_T void tile_q4_k_n(int n, const uint8_t* p, int64_t nb, const uint8_t* xg, f
   tile_q4_k<T>(p, nb, xg, Y, ldy, pf);
 }
 
+// ---- Q5_K (activations q8_K, the Q4_K prepass) --------------------------------------------
+
+// vpternlogd: bit select, a where c is set, else b
+constexpr int kSelect = 0xE4;
+
+// The 8 weight vectors of a Q5_K group (5 vectors v0..v4, pack_kernels.h): w_c =
+// low 5 bits of v_c (c < 5); w5..w7 gather the top 3 bits of v0..v4 (the 15-bit X)
+// by byte-wise right shifts and bit selects. Bits shifted in from the neighbouring
+// byte land only where a select or the final mask drops them.
+MOE_T void q5_weights(const uint8_t* g, __m512i* w) {
+  const __m512i m1f = _mm512_set1_epi8(0x1F), m01 = _mm512_set1_epi8(0x01), m03 = _mm512_set1_epi8(0x03),
+                m07 = _mm512_set1_epi8(0x07), m0f = _mm512_set1_epi8(0x0F);
+  __m512i v[5];
+  for (int c = 0; c < 5; ++c) {
+    v[c] = _mm512_loadu_si512(g + 64 * c);
+    w[c] = _mm512_and_si512(v[c], m1f);
+  }
+  // w5 = X bits 0-4: v0 bits 5-7, v1 bits 5-6
+  w[5] = _mm512_and_si512(
+      _mm512_ternarylogic_epi32(_mm512_srli_epi16(v[0], 5), _mm512_srli_epi16(v[1], 2), m07, kSelect), m1f);
+  // w6 = X bits 5-9: v1 bit 7, v2 bits 5-7, v3 bit 5
+  const __m512i t = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v[1], 7), _mm512_srli_epi16(v[2], 4), m01, kSelect);
+  w[6] = _mm512_and_si512(_mm512_ternarylogic_epi32(t, _mm512_srli_epi16(v[3], 1), m0f, kSelect), m1f);
+  // w7 = X bits 10-14: v3 bits 6-7, v4 bits 5-7
+  w[7] = _mm512_and_si512(
+      _mm512_ternarylogic_epi32(_mm512_srli_epi16(v[3], 6), _mm512_srli_epi16(v[4], 3), m03, kSelect), m1f);
+}
+
+template <int T>
+MOE_T void tile_q5_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy, size_t pf) {
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  const __m512i k6 = _mm512_set1_epi32(0x3f3f3f3f), k4 = _mm512_set1_epi32(0x0f0f0f0f),
+                k2 = _mm512_set1_epi32(0x03030303);
+  __m512i pick[4];
+  for (int k = 0; k < 4; ++k) pick[k] = dword_bytes(k, 0x80, 0x80, 0x80);
+  for (int64_t b = 0; b < nb; ++b, p += kRecQ5K, xg += T * kQ8KTokBlock) {
+    const auto* act = reinterpret_cast<const ActQ8K*>(xg + 256 * T);
+    const __m512 dw = load_ph16(p);
+    const __m512i u0 = _mm512_loadu_si512(p + kQ4KScalesOff);
+    const __m512i u2 = _mm512_loadu_si512(p + kQ4KScalesOff + 128);
+    const __m512i s03 = _mm512_and_si512(u0, k6);
+    const __m512i s47 = _mm512_or_si512(_mm512_and_si512(u2, k4),
+                                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), k2), 4));
+    __m512 sb[T];
+    for (int t = 0; t < T; ++t) sb[t] = _mm512_setzero_ps();
+    for (int s = 0; s < 8; ++s) {
+      const uint8_t* g = p + kQ4KQsOff + kQ5KGroupBytes * s;
+      if (pf) prefetch_range<kQ5KGroupBytes>(g + pf);
+      const __m512i sc = _mm512_shuffle_epi8(s < 4 ? s03 : s47, pick[s & 3]);
+      const __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(sc));
+      const uint8_t* xs = xg + 32 * s * T;
+      __m512i w[8];
+      q5_weights(g, w);
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* xq = xs + 32 * t;
+        __m512i a = dpbusd_bcast(_mm512_setzero_si512(), w[0], xq);
+        for (int k = 1; k < 8; ++k) a = dpbusd_bcast(a, w[k], xq + 4 * k);
+        sb[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), dsc, sb[t]);
+      }
+    }
+    if (pf) prefetch_range<kQ4KQsOff>(p + pf);
+    min_terms<T>(p, act, sb, acc);
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(Y + t * ldy, acc[t]);
+}
+
+template <int T>
+MOE_T void tile_q5_k_n(int n, const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy,
+                       size_t pf) {
+  if constexpr (T > 1)
+    if (n < T) return tile_q5_k_n<T - 1>(n, p, nb, xg, Y, ldy, pf);
+  tile_q5_k<T>(p, nb, xg, Y, ldy, pf);
+}
+
+// ---- Q6_K (activations q8_K) ------------------------------------------------------------
+
+// Per token and super-block: d_x and corr_u = -32 * sum of x_q over sub-block u
+// (bsums[u]): the int32 start of sub-block u's accumulator, so that
+// acc = sum (q6 - 32) * x_q with the unsigned q6 in vpdpbusd.
+struct ActQ6K {
+  float d;
+  int32_t corr[16];
+};
+// A group of n tokens, regrouped: super-block b at b * n * kQ6KTokBlock holds sub-block
+// u (16 quants) of token t at 16 (u n + t), then the n ActQ6K terms.
+constexpr size_t kQ6KTokBlock = 256 + sizeof(ActQ6K);
+
+MOE_T void prepass_q6_k(const uint8_t* X, size_t x_stride, int n, int64_t nb, uint8_t* dst) {
+  for (int t = 0; t < n; ++t) {
+    const auto* x = reinterpret_cast<const BlockQ8K*>(X + t * x_stride);
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* d = dst + b * n * kQ6KTokBlock;
+      for (int u = 0; u < 16; ++u) std::memcpy(d + 16 * (u * n + t), x[b].qs + 16 * u, 16);
+      ActQ6K a;
+      std::memcpy(&a.d, &x[b].d, 4);
+      for (int u = 0; u < 16; ++u) a.corr[u] = -32 * x[b].bsums[u];
+      std::memcpy(d + 256 * n + sizeof(ActQ6K) * t, &a, sizeof a);
+    }
+  }
+}
+
+template <int T>
+MOE_T void tile_q6_k(const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy, size_t pf) {
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  const __m512i m3f = _mm512_set1_epi8(0x3F), m03 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b, p += kRecQ6K, xg += T * kQ6KTokBlock) {
+    const auto* act = reinterpret_cast<const ActQ6K*>(xg + 256 * T);
+    const __m512 dw = load_ph16(p);
+    __m512 sb[T];
+    for (int t = 0; t < T; ++t) sb[t] = _mm512_setzero_ps();
+    for (int u = 0; u < 16; ++u) {
+      // 3360 bytes per record: 14 x 256 covers them
+      if (pf && u < 14) prefetch_range<256>(p + 256 * u + pf);
+      const __m512i sc =
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kQ6KScalesOff + 16 * u)));
+      const __m512 dsc = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(sc));
+      // weight vectors 0..2: the low 6 bits of the group's vectors; 3: their top 2 bits
+      // (bits 6-7 of vector c become bits 2c, 2c+1; shifts by 6, 4, 2, then selects)
+      const uint8_t* g = p + kQ6KQsOff + kQ6KGroupBytes * u;
+      const __m512i v0 = _mm512_loadu_si512(g), v1 = _mm512_loadu_si512(g + 64), v2 = _mm512_loadu_si512(g + 128);
+      const __m512i w0 = _mm512_and_si512(v0, m3f), w1 = _mm512_and_si512(v1, m3f), w2 = _mm512_and_si512(v2, m3f);
+      const __m512i t = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v0, 6), _mm512_srli_epi16(v1, 4), m03, kSelect);
+      const __m512i w3 =
+          _mm512_and_si512(_mm512_ternarylogic_epi32(t, _mm512_srli_epi16(v2, 2), m0f, kSelect), m3f);
+      const uint8_t* xs = xg + 16 * u * T;
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* xq = xs + 16 * t;
+        __m512i a = _mm512_set1_epi32(act[t].corr[u]);
+        a = dpbusd_bcast(a, w0, xq);
+        a = dpbusd_bcast(a, w1, xq + 4);
+        a = dpbusd_bcast(a, w2, xq + 8);
+        a = dpbusd_bcast(a, w3, xq + 12);
+        sb[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), dsc, sb[t]);
+      }
+    }
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(sb[t], _mm512_set1_ps(act[t].d), acc[t]);
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(Y + t * ldy, acc[t]);
+}
+
+template <int T>
+MOE_T void tile_q6_k_n(int n, const uint8_t* p, int64_t nb, const uint8_t* xg, float* Y, int64_t ldy,
+                       size_t pf) {
+  if constexpr (T > 1)
+    if (n < T) return tile_q6_k_n<T - 1>(n, p, nb, xg, Y, ldy, pf);
+  tile_q6_k<T>(p, nb, xg, Y, ldy, pf);
+}
+
 }  // namespace
 
 PackedGemmFn gemm_packed_avx512(GgmlType t) {
@@ -314,6 +480,10 @@ PackedGemmFn gemm_packed_avx512(GgmlType t) {
       return gemm_tiles<kTokQ8, kRecQ8_0, kQ8TokBlock, prepass_q8_0<128>, tile_q8_0_n<false, kTokQ8>>;
     case GgmlType::Q4_K:
       return gemm_tiles<kTokQ4K, kRecQ4K, kQ8KTokBlock, prepass_q8_k, tile_q4_k_n<kTokQ4K>>;
+    case GgmlType::Q5_K:
+      return gemm_tiles<kTokQ4K, kRecQ5K, kQ8KTokBlock, prepass_q8_k, tile_q5_k_n<kTokQ4K>>;
+    case GgmlType::Q6_K:
+      return gemm_tiles<kTokQ6K, kRecQ6K, kQ6KTokBlock, prepass_q6_k, tile_q6_k_n<kTokQ6K>>;
     default: return nullptr;
   }
 }
