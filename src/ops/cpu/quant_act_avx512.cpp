@@ -27,6 +27,13 @@ MOE_TF inline __m512 absps(__m512 v) {
   return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)));
 }
 
+// Rounded activations held to int8's range. Finite inputs already land in
+// [-127, 127]; a NaN or Inf converts to INT_MIN, which would overflow the block
+// sums (UB, seen by UBSan in the NaN-poisoning tests) and wrap in the int8 store.
+MOE_TF inline __m512i clamp_i8(__m512i q) {
+  return _mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-128));
+}
+
 template <bool kSum>
 MOE_TF void q8_0_blocks(const float* x, uint8_t* dst, int64_t nb, size_t bsize) {
   for (int64_t i = 0; i < nb; ++i, x += 32, dst += bsize) {
@@ -35,8 +42,8 @@ MOE_TF void q8_0_blocks(const float* x, uint8_t* dst, int64_t nb, size_t bsize) 
     const float d = amax / 127.f;
     const float id = amax != 0.f ? 127.f / amax : 0.f;
     const __m512 vid = _mm512_set1_ps(id);
-    const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, vid));
-    const __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, vid));
+    const __m512i qa = clamp_i8(_mm512_cvtps_epi32(_mm512_mul_ps(a, vid)));
+    const __m512i qb = clamp_i8(_mm512_cvtps_epi32(_mm512_mul_ps(b, vid)));
     const uint16_t dh = f32_to_fp16(d);
     std::memcpy(dst, &dh, 2);
     int8_t* qs = reinterpret_cast<int8_t*>(dst + (kSum ? 4 : 2));
@@ -71,8 +78,7 @@ MOE_TF void q8_k_blocks(const float* x, BlockQ8K* out, int64_t nb) {
       const float iscale = -127.f / m;
       const __m512 vs = _mm512_set1_ps(iscale);
       for (int c = 0; c < 16; ++c) {
-        __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * c), vs));
-        q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
+        const __m512i q = clamp_i8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * c), vs)));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(blk.qs + 16 * c), _mm512_cvtepi32_epi8(q));
         blk.bsums[c] = static_cast<int16_t>(_mm512_reduce_add_epi32(q));
       }
