@@ -58,10 +58,18 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int)>
   uint32_t tag;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    tag = tag_of(ticket_.load(std::memory_order_relaxed)) + 1;
-    done_.store(0, std::memory_order_relaxed);
-    fn_.store(&fn, std::memory_order_relaxed);
-    n_items_.store(n, std::memory_order_relaxed);
+    // Close the previous job's ticket first (a new tag with an index past every
+    // item), then publish n and fn with release, then open the new tag. Without the
+    // closing step a worker still in run_items of the previous job could read the
+    // new n and fn, claim index i of the old ticket before it changed, and run item
+    // i of the new job a second time (seen once in CI: an item hit twice). A worker
+    // that reads the new n or fn now also sees the closed ticket, so its claim fails.
+    const uint32_t closed = tag_of(ticket_.load(std::memory_order_relaxed)) + 1;
+    ticket_.store((static_cast<uint64_t>(closed) << 32) | kIndexMask, std::memory_order_seq_cst);
+    tag = closed + 1;
+    done_.store(0, std::memory_order_release);
+    fn_.store(&fn, std::memory_order_release);
+    n_items_.store(n, std::memory_order_release);
     ticket_.store(static_cast<uint64_t>(tag) << 32, std::memory_order_release);
   }
   cv_.notify_all();
