@@ -4,7 +4,7 @@
 #                                   harnesses (ctest label fuzz), the model tests (label model,
 #                                   without the llama.node oracle), server_unit_test and the
 #                                   server's hostile-input battery
-#   bash scripts/sanitize.sh tsan   ThreadSanitizer (build/tsan): server_unit_test (scheduler
+#   bash scripts/sanitize.sh tsan   ThreadSanitizer (build/tsan): the thread pool, server_unit_test (scheduler
 #                                   with concurrent submitters) and the server load test
 # Builds only the targets those tests need (tests/CMakeLists.txt: sanitize_asan, sanitize_tsan).
 # Any sanitizer report fails the stage: ASan/UBSan/TSan abort the process with a non-zero exit.
@@ -23,7 +23,7 @@ case "$stage" in
   tsan)
     # second_deadlock_stack: both stacks of a lock-order inversion; halt on the first report.
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:exitcode=66"
-    selections=("-L server -E ^server_(openai|bad_input|hostile|sse_curl)_test$|^server_throughput_bench$")
+    selections=("-R ^ThreadPool" "-L server -E ^server_(openai|bad_input|hostile|sse_curl)_test$|^server_throughput_bench$")
     ;;
   *) echo "sanitize.sh: unknown stage '$stage' (asan or tsan)" >&2; exit 2 ;;
 esac
