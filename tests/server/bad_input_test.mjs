@@ -155,5 +155,5 @@ try {
   console.log('bad_input_test: OK');
 } finally {
   const ex = await srv.stop();
-  check(ex.code === 0, 'server exit ' + JSON.stringify(ex));
+  check(ex.code === 0, 'server exit ' + JSON.stringify(ex) + '\n' + srv.log().slice(-4000));
 }

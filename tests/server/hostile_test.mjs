@@ -313,5 +313,5 @@ try {
 } finally {
   probe.running = false;
   const ex = await srv.stop();
-  check(ex.code === 0, 'server exit ' + JSON.stringify(ex));
+  check(ex.code === 0, 'server exit ' + JSON.stringify(ex) + '\n' + srv.log().slice(-4000));
 }

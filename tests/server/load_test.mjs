@@ -72,5 +72,5 @@ try {
   console.log(`load_test: OK (${total} concurrent streams + ${requests.length} solo, RSS ${rssRounds.map((x) => (x / 1024).toFixed(1)).join(' / ')} MiB)`);
 } finally {
   const ex = await srv.stop();
-  check(ex.code === 0, 'server exit ' + JSON.stringify(ex));
+  check(ex.code === 0, 'server exit ' + JSON.stringify(ex) + '\n' + srv.log().slice(-4000));
 }

@@ -112,7 +112,7 @@ try {
   check(/moe_generated_tokens_total \d+/.test(metrics) && /moe_expert_tokens_total\{layer="1",expert="7"\}/.test(metrics), 'metrics');
 } finally {
   const ex = await srv.stop();
-  check(ex.code === 0, 'server exit code ' + JSON.stringify(ex));
+  check(ex.code === 0, 'server exit code ' + JSON.stringify(ex) + '\n' + srv.log().slice(-4000));
 }
 
 // API key: 401 without or with a wrong key; /health stays open.
